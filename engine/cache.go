@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// Cache is a persistent key-value cache kept in one directory. All methods
+// are safe for concurrent use by many goroutines.
+type Cache struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	// dirLock holds the directory's lock file, locked against other processes.
+	dirLock *os.File
+
+	// closed is set once, by Close, before it takes writeMu and mu; readers
+	// check it while holding mu, so none reads a mapping Close released.
+	closed atomic.Bool
+
+	// queueMu protects queue: write requests waiting for a leader.
+	queueMu sync.Mutex
+	queue   []*request
+
+	// writeMu serialises the log: the group-commit leader holds it while it
+	// encodes, writes and (SyncAlways) syncs a group, and while it rolls.
+	// Lock order: writeMu, then mu.
+	writeMu   sync.Mutex
+	active    *segment.Writer
+	nextSeq   uint64
+	nextSegID uint64
+	mustRoll  bool      // a sync of the active segment failed: never retry it, roll
+	pending   []pending // the group being written; reused
+	flushed   int       // pending[:flushed] are written to disk
+	dirty     atomic.Bool
+
+	// mu protects the index and the segment mappings. Readers hold it shared
+	// for a lookup and the copy of the value out of its mapping; the leader
+	// holds it exclusively only to apply a written group to the index.
+	mu      sync.RWMutex
+	cloneMu sync.Mutex // serialises index clones taken under a shared mu
+	idx     *index.Index
+	maps    map[uint32]*segment.Map
+	live    int64 // bytes of records the index points to
+	dead    int64 // bytes of records superseded, deleted or never live (tombstones)
+	withTTL int   // index entries that carry an expiry
+
+	// background work: the interval syncer and hint writers.
+	stop chan struct{}
+	bg   sync.WaitGroup
+
+	hits, misses, sets, deletes, corruptions atomic.Uint64
+}
+
+// Open opens the cache in dir, creating the directory if needed, and
+// rebuilds the index from hint files and segment scans. A directory that
+// holds other files, or kennel files of another format version, is refused
+// and left untouched.
+func Open(dir string, opts Options) (*Cache, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		dir:  dir,
+		opts: opts,
+		log:  opts.Logger.With("dir", dir),
+		idx:  index.New(),
+		maps: make(map[uint32]*segment.Map),
+		stop: make(chan struct{}),
+	}
+	if err := c.openDir(); err != nil {
+		return nil, err
+	}
+	if err := c.recover(); err != nil {
+		c.releaseAll()
+		return nil, err
+	}
+	if opts.Sync == SyncInterval {
+		c.bg.Add(1)
+		go c.syncLoop()
+	}
+	return c, nil
+}
+
+// now returns the clock's time in unix nanoseconds.
+func (c *Cache) now() int64 { return c.opts.Clock().UnixNano() }
+
+// Dir returns the cache's directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// Sync makes every write that has returned durable.
+func (c *Cache) Sync() error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.syncActiveLocked()
+}
+
+// syncActiveLocked syncs the active segment. A failed sync is never retried
+// (the kernel may have dropped the dirty pages and cleared the error): the
+// segment is sealed and the next write rolls to a new one.
+func (c *Cache) syncActiveLocked() error {
+	if c.mustRoll {
+		return fmt.Errorf("kennel: sync: an earlier sync of segment %d failed; it is sealed", c.active.ID())
+	}
+	c.dirty.Store(false)
+	if err := c.active.Sync(); err != nil {
+		c.mustRoll = true
+		c.log.Error("sync failed; sealing segment", "segment", c.active.ID(), "err", err)
+		return fmt.Errorf("kennel: sync segment %d: %w", c.active.ID(), err)
+	}
+	return nil
+}
+
+// syncLoop implements SyncInterval. It syncs under writeMu so that the sync
+// cannot race with a roll closing the file; writers wait for it at most once
+// per interval.
+func (c *Cache) syncLoop() {
+	defer c.bg.Done()
+	t := time.NewTicker(c.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			if !c.dirty.Load() {
+				continue
+			}
+			c.writeMu.Lock()
+			if !c.closed.Load() {
+				c.syncActiveLocked() // logged; the next write rolls
+			}
+			c.writeMu.Unlock()
+		}
+	}
+}
+
+// Close syncs and closes the cache. Every method called afterwards returns
+// ErrClosed; Close itself returns ErrClosed the second time.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return ErrClosed
+	}
+	// Wait for a group in flight: leaders that start from now on see closed
+	// and write nothing, so no roll can start background work after Wait.
+	c.writeMu.Lock()
+	c.writeMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	close(c.stop)
+	c.bg.Wait()
+
+	c.writeMu.Lock()
+	err := c.active.Flush()
+	if serr := c.active.Sync(); err == nil && !c.mustRoll {
+		err = serr
+	}
+	if cerr := c.active.Close(); err == nil {
+		err = cerr
+	}
+	c.writeMu.Unlock()
+
+	c.releaseAll()
+	return err
+}
+
+// releaseAll drops the cache's mappings and its directory lock.
+func (c *Cache) releaseAll() {
+	c.mu.Lock()
+	for _, m := range c.maps {
+		m.Release()
+	}
+	c.maps = nil
+	c.idx = index.New()
+	c.mu.Unlock()
+	if c.dirLock != nil {
+		c.dirLock.Close() // releases the flock
+	}
+}

@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// File names in a cache directory. Segment and hint files are named by
+// segment id (see package segment); no name is ever derived from a key.
+const (
+	// formatFile marks a kennel directory and holds its format version.
+	formatFile = "KENNEL"
+	// lockFile is locked by the process that has the directory open.
+	lockFile = "lock"
+)
+
+// formatVersion is the directory format this kennel reads and writes. A
+// directory with another version is refused, never rewritten.
+const formatVersion = 1
+
+// formatLine is the whole content of the format file.
+func formatLine(version int) []byte { return fmt.Appendf(nil, "kennel format %d\n", version) }
+
+// openDir creates or checks the directory and takes its lock.
+func (c *Cache) openDir() error {
+	fi, err := os.Lstat(c.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
+			return fmt.Errorf("kennel: create directory: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("kennel: open %s: %w", c.dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrNotKennelDir, c.dir)
+	}
+	if !c.opts.AllowNetworkFS {
+		if err := checkLocalFS(c.dir); err != nil {
+			return err
+		}
+	}
+	if err := c.checkFormat(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, c.opts.FileMode)
+	if err != nil {
+		return fmt.Errorf("kennel: open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, c.dir)
+		}
+		return fmt.Errorf("kennel: lock %s: %w", c.dir, err)
+	}
+	c.dirLock = f
+	return nil
+}
+
+// checkFormat reads the format file, or writes it into an empty directory.
+// A non-empty directory without one belongs to someone else.
+func (c *Cache) checkFormat() error {
+	path := filepath.Join(c.dir, formatFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		entries, err := os.ReadDir(c.dir)
+		if err != nil {
+			return fmt.Errorf("kennel: read directory: %w", err)
+		}
+		if len(entries) > 0 {
+			return fmt.Errorf("%w: %s holds %d files and no %s file", ErrNotKennelDir, c.dir, len(entries), formatFile)
+		}
+		if err := segment.WriteFileAtomic(c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {
+			return fmt.Errorf("kennel: write format file: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kennel: read format file: %w", err)
+	}
+	var version int
+	if _, err := fmt.Sscanf(string(b), "kennel format %d\n", &version); err != nil || !bytes.Equal(b, formatLine(version)) {
+		return fmt.Errorf("%w: %s does not hold a kennel format line", ErrNotKennelDir, path)
+	}
+	if version != formatVersion {
+		return fmt.Errorf("%w: directory has format %d, this kennel reads format %d", ErrIncompatible, version, formatVersion)
+	}
+	return nil
+}
+
+// Filesystem magic numbers (statfs f_type) whose locks kennel cannot trust.
+var networkFS = map[int64]string{
+	0x6969:     "nfs",
+	0x517B:     "smb",
+	0xFF534D42: "cifs",
+	0xFE534D42: "smb2",
+	0x65735546: "fuse",
+	0x00C36400: "ceph",
+	0x5346414F: "afs",
+	0x013111A8: "ibrix",
+	0x47504653: "gpfs",
+	0x0BD00BD0: "lustre",
+}
+
+// checkLocalFS refuses directories on network and FUSE filesystems.
+func checkLocalFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("kennel: statfs %s: %w", dir, err)
+	}
+	if name, ok := networkFS[int64(st.Type)]; ok {
+		return fmt.Errorf("%w: %s is on %s; set Options.AllowNetworkFS to use it anyway", ErrNetworkFS, dir, name)
+	}
+	return nil
+}
+
+// isTemp reports whether a directory entry is an unfinished temporary file.
+func isTemp(name string) bool { return strings.Contains(name, segment.TempInfix) }

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// SyncPolicy says when appended records are made durable with fdatasync.
+type SyncPolicy int
+
+const (
+	// SyncInterval syncs in the background every Options.SyncInterval when
+	// something was written: a power cut loses at most that interval's writes.
+	SyncInterval SyncPolicy = iota
+	// SyncAlways syncs before every write returns. Concurrent writers share
+	// one sync (group commit), so its cost is per group, not per write.
+	SyncAlways
+	// SyncNever leaves syncing to the operating system (and to Sync and
+	// Close): a power cut may lose any write since the last of those.
+	// A process crash loses nothing: written records are in the page cache.
+	SyncNever
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncInterval:
+		return "interval"
+	case SyncAlways:
+		return "always"
+	case SyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// Options configure a cache. The zero value means defaults for every field.
+type Options struct {
+	// SegmentSize is the size at which the active segment is sealed and a
+	// new one started. Default 64 MiB: large enough that rolls (one fsync
+	// and one file create each) are rare, small enough that compaction
+	// rewrites a segment in well under a second.
+	SegmentSize int64
+
+	// CacheSize is the budget for everything the directory holds. Default
+	// 1 GiB. (Enforced by compaction; accepted and reported now.)
+	CacheSize int64
+
+	// DefaultTTL applies to Set. Zero means values do not expire.
+	DefaultTTL time.Duration
+
+	// Sync is the durability policy; SyncInterval by default.
+	Sync SyncPolicy
+
+	// SyncInterval is the period of SyncInterval. Default 1 s.
+	SyncInterval time.Duration
+
+	// MaxKeySize bounds key length. Default 4 KiB; at most 64 KiB.
+	MaxKeySize int
+
+	// MaxValueSize bounds value length. Default 64 MiB; at most 1 GiB.
+	MaxValueSize int
+
+	// FileMode is the permission of files kennel creates. Default 0600;
+	// the directory gets the same bits plus search (x) where read is set.
+	FileMode os.FileMode
+
+	// AllowNetworkFS lets Open use a directory on NFS, CIFS or FUSE, whose
+	// locks and mmap coherence kennel cannot rely on.
+	AllowNetworkFS bool
+
+	// Clock returns the current time; time.Now by default. Tests use it to
+	// expire values without sleeping.
+	Clock func() time.Time
+
+	// Logger receives recovery and corruption reports. Default: discard.
+	Logger *slog.Logger
+}
+
+const (
+	defaultSegmentSize  = 64 << 20
+	defaultCacheSize    = 1 << 30
+	defaultSyncInterval = time.Second
+	defaultMaxKeySize   = 4 << 10
+	defaultMaxValueSize = 64 << 20
+	defaultFileMode     = 0o600
+
+	// minSegmentSize keeps tests able to roll often while leaving room for
+	// the header and a record.
+	minSegmentSize = 4 << 10
+	// maxSegmentSize keeps every offset within a segment in 32 bits with
+	// room for one oversized record past the roll point.
+	maxSegmentSize = 1 << 30
+)
+
+// withDefaults returns a copy of o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = defaultSegmentSize
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = defaultCacheSize
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = defaultSyncInterval
+	}
+	if o.MaxKeySize == 0 {
+		o.MaxKeySize = defaultMaxKeySize
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = defaultMaxValueSize
+	}
+	if o.FileMode == 0 {
+		o.FileMode = defaultFileMode
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// validate checks options that already have their defaults.
+func (o *Options) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	}
+	switch {
+	case o.SegmentSize < minSegmentSize || o.SegmentSize > maxSegmentSize:
+		return bad("SegmentSize %d outside [%d, %d]", o.SegmentSize, minSegmentSize, maxSegmentSize)
+	case o.CacheSize < 0:
+		return bad("CacheSize %d is negative", o.CacheSize)
+	case o.DefaultTTL < 0:
+		return bad("DefaultTTL %v is negative", o.DefaultTTL)
+	case o.Sync < SyncInterval || o.Sync > SyncNever:
+		return bad("unknown Sync policy %d", int(o.Sync))
+	case o.SyncInterval < 0:
+		return bad("SyncInterval %v is negative", o.SyncInterval)
+	case o.MaxKeySize < 0 || o.MaxKeySize > segment.MaxKeyLen:
+		return bad("MaxKeySize %d outside [1, %d]", o.MaxKeySize, segment.MaxKeyLen)
+	case o.MaxValueSize < 0 || o.MaxValueSize > segment.MaxValueLen:
+		return bad("MaxValueSize %d outside [1, %d]", o.MaxValueSize, segment.MaxValueLen)
+	case o.FileMode&^os.ModePerm != 0:
+		return bad("FileMode %v has non-permission bits", o.FileMode)
+	}
+	return nil
+}
+
+// dirMode derives the directory's mode from the file mode: whoever may read
+// files may also search the directory.
+func (o *Options) dirMode() os.FileMode {
+	m := o.FileMode | 0o700
+	if m&0o040 != 0 {
+		m |= 0o010
+	}
+	if m&0o004 != 0 {
+		m |= 0o001
+	}
+	return m
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// Get returns a copy of the value stored under key, or ErrNotFound. The
+// record is checked before its value is returned: checksum, and that it holds
+// key; damage gives ErrCorrupt, never a wrong value.
+func (c *Cache) Get(key []byte) ([]byte, error) {
+	if err := c.checkKey(key); err != nil {
+		return nil, err
+	}
+	c.mu.RLock()
+	if c.closed.Load() {
+		c.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	e, ok := c.idx.Get(key)
+	if !ok || (e.Expiry != 0 && e.Expired(c.now())) {
+		c.mu.RUnlock()
+		c.misses.Add(1)
+		return nil, ErrNotFound
+	}
+	v, err := c.valueLocked(c.maps, &e, key)
+	c.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	c.hits.Add(1)
+	return v, nil
+}
+
+// Has reports whether key has a value that has not expired. It reads only
+// the index.
+func (c *Cache) Has(key []byte) (bool, error) {
+	if err := c.checkKey(key); err != nil {
+		return false, err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed.Load() {
+		return false, ErrClosed
+	}
+	e, ok := c.idx.Get(key)
+	return ok && !e.Expired(c.now()), nil
+}
+
+// valueLocked reads, checks and copies out the value e points to. The caller
+// holds mu shared, or references on the mappings it passes.
+func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, error) {
+	m := maps[e.Seg]
+	if m == nil {
+		return nil, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)
+	}
+	rec, err := m.Record(e.Offset, e.Size)
+	if err == nil && (!bytes.Equal(rec.Key, key) || rec.Kind != segment.Kind(e.Kind)) {
+		err = fmt.Errorf("%w: segment %d offset %d holds another record", ErrCorrupt, e.Seg, e.Offset)
+	}
+	if err != nil {
+		c.reportCorrupt("damaged record", "segment", e.Seg, "offset", e.Offset, "err", err)
+		return nil, fmt.Errorf("kennel: get %q: %w", key, err)
+	}
+	switch rec.Codec {
+	case segment.CodecS2:
+		n, err := s2.DecodedLen(rec.Value)
+		if err != nil || n > c.opts.MaxValueSize {
+			return nil, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
+		}
+		return s2.Decode(make([]byte, n), rec.Value)
+	default:
+		return bytes.Clone(rec.Value), nil
+	}
+}
+
+// Scan calls fn with each key that starts with prefix and has a value, in
+// key order, until fn returns an error (which Scan returns). It sees the
+// cache as it was when Scan began: writes made meanwhile neither block it
+// nor show in it. key and value are fn's to keep.
+func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	c.mu.RLock()
+	if c.closed.Load() {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	c.cloneMu.Lock()
+	snap := c.idx.Clone()
+	c.cloneMu.Unlock()
+	maps := make(map[uint32]*segment.Map, len(c.maps))
+	for id, m := range c.maps {
+		m.Acquire()
+		maps[id] = m
+	}
+	now := c.now()
+	c.mu.RUnlock()
+	defer func() {
+		for _, m := range maps {
+			m.Release()
+		}
+	}()
+
+	var err error
+	snap.AscendPrefix(prefix, func(e index.Entry) bool {
+		if e.Expired(now) {
+			return true
+		}
+		key := []byte(e.Key)
+		var v []byte
+		if v, err = c.valueLocked(maps, &e, key); err == nil {
+			err = fn(key, v)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// Len returns the number of keys with an unexpired value. It costs a walk of
+// the index only when some keys carry a TTL.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed.Load() {
+		return 0
+	}
+	if c.withTTL == 0 {
+		return c.idx.Len()
+	}
+	now, n := c.now(), 0
+	c.idx.Ascend(func(e index.Entry) bool {
+		if !e.Expired(now) {
+			n++
+		}
+		return true
+	})
+	return n
+}

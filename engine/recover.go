@@ -1,0 +1,309 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// rebuild carries state that only matters while the index is rebuilt.
+type rebuild struct {
+	// deleted holds the sequence number of each tombstone applied, so that
+	// an older put found later (in a segment compaction wrote after the
+	// tombstone) does not bring the key back.
+	deleted map[string]uint64
+	maxSeq  uint64
+	// hints to write for sealed segments that had none.
+	hints map[uint64][]byte
+}
+
+// loaded says how a segment's load ended.
+type loaded struct {
+	end    int64 // bytes holding the header and whole records
+	size   int64 // file size
+	clean  bool  // no tail past end and no damage inside
+	sealed bool  // it has a hint: it was sealed, whatever its position
+}
+
+// recover rebuilds the index from the directory's segments in id order and
+// opens the active segment for appending. The last segment is the active one
+// unless it is damaged, ends in a torn tail, or was sealed; then it is sealed
+// at its last good record (its hint records that length, so the tail is
+// never read as records) and a new segment becomes the active one. Nothing
+// is truncated: bytes past a segment's end are simply not records.
+func (c *Cache) recover() error {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("kennel: read directory: %w", err)
+	}
+	var ids []uint64
+	hints := make(map[uint64]bool)
+	for _, e := range entries {
+		name := e.Name()
+		if isTemp(name) {
+			c.log.Info("removing temporary file left by a crash", "file", name)
+			os.Remove(filepath.Join(c.dir, name))
+			continue
+		}
+		if id, ok := segment.ParseFileName(name); ok {
+			ids = append(ids, id)
+		} else if id, ok := parseHintName(name); ok {
+			hints[id] = true
+		}
+	}
+	slices.Sort(ids)
+	if len(ids) > 0 && ids[len(ids)-1] >= math.MaxUint32 {
+		return fmt.Errorf("%w: segment id %d exceeds this kennel's limit", ErrIncompatible, ids[len(ids)-1])
+	}
+
+	rb := &rebuild{deleted: make(map[string]uint64), hints: make(map[uint64][]byte)}
+	var last loaded
+	lastMapped := false
+	for i, id := range ids {
+		isLast := i == len(ids)-1
+		l, mapped, err := c.loadSegment(rb, id, isLast, hints[id])
+		if err != nil {
+			return err
+		}
+		if isLast {
+			last, lastMapped = l, mapped
+		}
+	}
+	c.nextSeq = rb.maxSeq + 1
+	c.nextSegID = 1
+	if len(ids) > 0 {
+		c.nextSegID = ids[len(ids)-1] + 1
+	}
+
+	if lastMapped && last.clean && !last.sealed {
+		id := ids[len(ids)-1]
+		w, err := segment.OpenWriter(filepath.Join(c.dir, segment.FileName(id)), id, last.end)
+		if err != nil {
+			return fmt.Errorf("kennel: reopen segment %d: %w", id, err)
+		}
+		c.active = w
+	} else {
+		if lastMapped && !last.sealed {
+			id := ids[len(ids)-1]
+			c.log.Warn("sealing segment at its last good record", "segment", id, "end", last.end, "size", last.size)
+		}
+		if err := c.createActive(c.opts.SegmentSize); err != nil {
+			return err
+		}
+	}
+	for id, hint := range rb.hints {
+		c.writeHintAsync(id, hint)
+	}
+	return nil
+}
+
+func parseHintName(name string) (uint64, bool) {
+	n := len(name) - len(segment.HintSuffix)
+	if n <= 0 || name[n:] != segment.HintSuffix {
+		return 0, false
+	}
+	return segment.ParseFileName(name[:n] + segment.Suffix)
+}
+
+// loadSegment maps one segment and applies its records to the index, from
+// its hint when it has a sound one, else by scanning it. A segment whose
+// header is unreadable is reported and left alone (never deleted), except a
+// last segment too short to hold a header: a crash interrupted its creation.
+func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loaded, bool, error) {
+	path := filepath.Join(c.dir, segment.FileName(id))
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return loaded{}, false, fmt.Errorf("kennel: open segment %d: %w", id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return loaded{}, false, fmt.Errorf("kennel: stat segment %d: %w", id, err)
+	}
+	size := fi.Size()
+	hdr := make([]byte, segment.HeaderSize)
+	n, _ := io.ReadFull(f, hdr)
+	h, herr := segment.DecodeHeader(hdr[:n])
+	if herr == nil && h.ID != id {
+		herr = fmt.Errorf("%w: header says segment %d", ErrCorrupt, h.ID)
+	}
+	if herr != nil {
+		if isLast && size <= segment.HeaderSize {
+			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
+			return loaded{}, false, os.Remove(path)
+		}
+		if errors.Is(herr, segment.ErrVersion) {
+			return loaded{}, false, fmt.Errorf("%w: segment %d: %v", ErrIncompatible, id, herr)
+		}
+		c.reportCorrupt("unreadable segment header; segment skipped", "segment", id, "err", herr)
+		return loaded{}, false, nil
+	}
+
+	mapLen := size
+	if isLast {
+		mapLen = max(size, c.opts.SegmentSize)
+	}
+	m, err := segment.MapFile(f, id, mapLen)
+	if err != nil {
+		return loaded{}, false, fmt.Errorf("kennel: %w", err)
+	}
+	c.maps[uint32(id)] = m
+
+	if hasHint {
+		if end, err := c.loadHint(rb, m, id, size); err == nil {
+			return loaded{end: end, size: size, clean: true, sealed: true}, true, nil
+		} else {
+			c.log.Warn("hint file unusable; scanning its segment", "segment", id, "err", err)
+		}
+	}
+	l := c.scanSegment(rb, m, id, size, isLast)
+	return l, true, nil
+}
+
+// loadHint applies a segment's hint file, after checking it whole.
+func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (int64, error) {
+	b, err := readBounded(filepath.Join(c.dir, segment.HintFileName(id)), size+64)
+	if err != nil {
+		return 0, err
+	}
+	hh, err := segment.DecodeHint(b, func(e segment.HintEntry) error {
+		if int64(e.Offset)+int64(e.Size) > size {
+			return fmt.Errorf("%w: hint entry past the end of segment %d", ErrCorrupt, id)
+		}
+		c.applyRecovered(rb, m, e.Kind, e.Key, e.Offset, e.Size, e.Seq, e.Expiry)
+		return nil
+	})
+	if err == nil && (hh.ID != id || hh.Length > size) {
+		err = fmt.Errorf("%w: hint of segment %d describes segment %d of %d bytes", ErrCorrupt, id, hh.ID, hh.Length)
+	}
+	return hh.Length, err
+}
+
+// readBounded reads a whole file that must not exceed limit bytes, so a
+// damaged or hostile file costs an error, not memory.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d expected", ErrCorrupt, path, fi.Size(), limit)
+	}
+	b := make([]byte, fi.Size())
+	_, err = io.ReadFull(f, b)
+	return b, err
+}
+
+// scanSegment applies every record of a segment, resynchronising past damage
+// (reported) and stopping at a tail that holds no further record. A sealed
+// segment scanned this way gets a hint written for it.
+func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, isLast bool) loaded {
+	data := m.Bytes(int(size))
+	hint := segment.NewHintBuilder(id)
+	clean := true
+	s := segment.NewScanner(data, segment.HeaderSize)
+	var end int
+	for {
+		for s.Next() {
+			r := s.Record()
+			off, sz := uint32(s.Offset()), uint32(s.Size())
+			c.applyRecovered(rb, m, r.Kind, r.Key, off, sz, r.Seq, r.Expiry)
+			hint.Add(segment.HintEntry{Kind: r.Kind, Key: r.Key, Offset: off, Size: sz, Seq: r.Seq, Expiry: r.Expiry})
+		}
+		var err error
+		end, err = s.Stop()
+		if err == nil {
+			break
+		}
+		clean = false
+		if next := s.Resync(); next >= 0 {
+			c.reportCorrupt("damaged records skipped", "segment", id, "offset", end, "resumed", next, "err", err)
+			continue
+		}
+		switch {
+		case isLast:
+			c.log.Warn("torn tail in the active segment", "segment", id, "offset", end, "bytes", size-int64(end), "err", err)
+		case segment.Torn(err):
+			c.log.Warn("segment ends with a torn tail", "segment", id, "offset", end, "err", err)
+		default:
+			c.reportCorrupt("damaged records at the end of a segment", "segment", id, "offset", end, "err", err)
+		}
+		break
+	}
+	if !isLast || !clean {
+		rb.hints[id] = hint.Finish(int64(end))
+	}
+	return loaded{end: int64(end), size: size, clean: clean}
+}
+
+// applyRecovered applies one record found on disk: the highest sequence
+// number wins, whatever order segments are read in.
+func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, key []byte, off, size uint32, seq uint64, expiry int64) {
+	rb.maxSeq = max(rb.maxSeq, seq)
+	seg := uint32(m.ID())
+	old, exists := c.idx.Get(key)
+	if exists && old.Seg == seg && old.Offset == off {
+		return // the same record, seen again (a hint that failed half way)
+	}
+	if exists && c.maps[old.Seg].Seq(old.Offset) > seq {
+		c.dead += int64(size) // an older record
+		return
+	}
+	if kind == segment.KindDelete {
+		c.dead += int64(size)
+		if exists {
+			c.idx.Delete(key)
+			c.forget(old)
+		}
+		if seq > rb.deleted[string(key)] {
+			rb.deleted[string(key)] = seq
+		}
+		return
+	}
+	if dseq, ok := rb.deleted[string(key)]; ok && dseq > seq {
+		c.dead += int64(size)
+		return
+	}
+	e := index.Entry{Key: string(key), Expiry: expiry, Seg: seg, Offset: off, Size: size, Kind: uint8(kind)}
+	c.idx.Put(e)
+	if exists {
+		c.forget(old)
+	}
+	c.remember(e)
+}
+
+// remember and forget keep the byte accounting in step with the index.
+// Callers hold mu exclusively (or own the cache, while opening it).
+func (c *Cache) remember(e index.Entry) {
+	c.live += int64(e.Size)
+	if e.Expiry != 0 {
+		c.withTTL++
+	}
+}
+
+func (c *Cache) forget(e index.Entry) {
+	c.live -= int64(e.Size)
+	c.dead += int64(e.Size)
+	if e.Expiry != 0 {
+		c.withTTL--
+	}
+}
+
+// reportCorrupt logs damage found on disk and counts it in Stats.
+func (c *Cache) reportCorrupt(msg string, args ...any) {
+	c.corruptions.Add(1)
+	c.log.Error(msg, args...)
+}

@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// op is one write: a put or a delete of one key.
+type op struct {
+	kind   segment.Kind
+	key    []byte
+	value  []byte
+	expiry int64 // unix nanos; 0 = never
+}
+
+// request is one caller's writes. A group-commit leader writes many
+// requests with one pwrite (and, with SyncAlways, one fdatasync).
+type request struct {
+	ops     []op
+	one     [1]op // backing array for single-op requests
+	applied int   // ops of this request now in the index
+	done    bool  // set by the leader that wrote it, under writeMu
+	err     error
+}
+
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// pending is an op encoded into the active segment's buffer, waiting to be
+// written and applied to the index.
+type pending struct {
+	req    *request
+	op     *op
+	seg    uint32
+	off    uint32
+	size   uint32
+	keyStr string // the index's own copy of the key, made outside mu
+}
+
+// Set stores value under key, with Options.DefaultTTL.
+func (c *Cache) Set(key, value []byte) error {
+	return c.put(key, value, c.opts.DefaultTTL)
+}
+
+// SetWithTTL stores value under key; it expires ttl from now. A ttl of 0
+// means it never expires.
+func (c *Cache) SetWithTTL(key, value []byte, ttl time.Duration) error {
+	if ttl < 0 {
+		return fmt.Errorf("%w: %v", ErrInvalidTTL, ttl)
+	}
+	return c.put(key, value, ttl)
+}
+
+func (c *Cache) put(key, value []byte, ttl time.Duration) error {
+	if err := c.checkPut(key, value); err != nil {
+		return err
+	}
+	r := requestPool.Get().(*request)
+	r.one[0] = op{kind: segment.KindPut, key: key, value: value, expiry: c.expiry(ttl)}
+	r.ops = r.one[:]
+	err := c.commit(r)
+	*r = request{}
+	requestPool.Put(r)
+	if err == nil {
+		c.sets.Add(1)
+	}
+	return err
+}
+
+// Delete removes key. Deleting an absent key is not an error.
+func (c *Cache) Delete(key []byte) error {
+	if err := c.checkKey(key); err != nil {
+		return err
+	}
+	r := requestPool.Get().(*request)
+	r.one[0] = op{kind: segment.KindDelete, key: key}
+	r.ops = r.one[:]
+	err := c.commit(r)
+	*r = request{}
+	requestPool.Put(r)
+	if err == nil {
+		c.deletes.Add(1)
+	}
+	return err
+}
+
+func (c *Cache) expiry(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return c.now() + int64(ttl)
+}
+
+func (c *Cache) checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return ErrEmptyKey
+	case len(key) > c.opts.MaxKeySize:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), c.opts.MaxKeySize)
+	}
+	return nil
+}
+
+func (c *Cache) checkPut(key, value []byte) error {
+	if err := c.checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > c.opts.MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(value), c.opts.MaxValueSize)
+	}
+	return nil
+}
+
+// commit writes r as part of a group. Each caller queues its request and
+// then takes writeMu; whoever gets it first leads: it writes every queued
+// request at once. A caller that gets writeMu and finds its request already
+// written by an earlier leader just returns.
+func (c *Cache) commit(r *request) error {
+	c.queueMu.Lock()
+	c.queue = append(c.queue, r)
+	c.queueMu.Unlock()
+
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if r.done {
+		return r.err
+	}
+	c.queueMu.Lock()
+	group := c.queue
+	c.queue = nil
+	c.queueMu.Unlock()
+	c.writeGroupLocked(group)
+	return r.err
+}
+
+// writeGroupLocked encodes a group into the active segment (rolling as
+// needed), writes it with one pwrite per segment, syncs it if the policy
+// says so, and applies it to the index. Ops that did not reach the file are
+// not applied and their requests fail.
+func (c *Cache) writeGroupLocked(group []*request) {
+	err := c.appendGroupLocked(group)
+	written := c.pending
+	if err != nil {
+		// Only ops encoded before the failure and flushed by a roll are on
+		// disk; appendGroupLocked leaves exactly those in c.pending.
+		written = c.pending[:c.flushed]
+	}
+	if len(written) > 0 {
+		c.mu.Lock()
+		for i := range written {
+			c.applyLocked(&written[i])
+		}
+		c.mu.Unlock()
+		if c.opts.Sync != SyncAlways {
+			c.dirty.Store(true)
+		}
+	}
+	for _, r := range group {
+		r.done = true
+		if r.applied < len(r.ops) && r.err == nil {
+			r.err = err
+		}
+	}
+	clear(c.pending)
+	c.pending = c.pending[:0]
+}
+
+// appendGroupLocked encodes and writes the group. On success every op is in
+// c.pending and on disk; on failure c.pending[:c.flushed] are.
+func (c *Cache) appendGroupLocked(group []*request) error {
+	c.flushed = 0
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if c.mustRoll {
+		if err := c.rollLocked(0); err != nil {
+			return err
+		}
+	}
+	for _, r := range group {
+		for i := range r.ops {
+			o := &r.ops[i]
+			rec := segment.Record{Kind: o.kind, Seq: c.nextSeq, Expiry: o.expiry, Key: o.key, Value: o.value}
+			size := int64(rec.Size())
+			if used := c.active.Size() + int64(c.active.Buffered()); used > segment.HeaderSize && used+size > c.opts.SegmentSize {
+				if err := c.active.Flush(); err != nil {
+					return c.writeError(err)
+				}
+				c.flushed = len(c.pending)
+				if err := c.rollLocked(size); err != nil {
+					return err
+				}
+			}
+			off := c.active.Append(&rec)
+			c.nextSeq++
+			p := pending{req: r, op: o, seg: uint32(c.active.ID()), off: uint32(off), size: uint32(size)}
+			if o.kind != segment.KindDelete {
+				p.keyStr = string(o.key)
+			}
+			c.pending = append(c.pending, p)
+		}
+	}
+	if err := c.active.Flush(); err != nil {
+		return c.writeError(err)
+	}
+	if c.opts.Sync == SyncAlways {
+		if err := c.syncActiveLocked(); err != nil {
+			return err
+		}
+	}
+	c.flushed = len(c.pending)
+	return nil
+}
+
+func (c *Cache) writeError(err error) error {
+	c.log.Error("write failed", "segment", c.active.ID(), "err", err)
+	return fmt.Errorf("kennel: write segment %d: %w", c.active.ID(), err)
+}
+
+// applyLocked applies one written op to the index. Callers hold mu.
+func (c *Cache) applyLocked(p *pending) {
+	p.req.applied++
+	if p.op.kind == segment.KindDelete {
+		c.dead += int64(p.size)
+		if old, ok := c.idx.Delete(p.op.key); ok {
+			c.forget(old)
+		}
+		return
+	}
+	e := index.Entry{Key: p.keyStr, Expiry: p.op.expiry, Seg: p.seg, Offset: p.off, Size: p.size, Kind: uint8(p.op.kind)}
+	if old, ok := c.idx.Put(e); ok {
+		c.forget(old)
+	}
+	c.remember(e)
+}
+
+// rollLocked seals the active segment and starts a new one that can hold a
+// record of need bytes. The old segment is synced first (unless a sync of
+// it already failed: that is never retried), so a sealed segment is durable
+// before anything is written after it; its hint is written in the
+// background.
+func (c *Cache) rollLocked(need int64) error {
+	old := c.active
+	if !c.mustRoll {
+		if err := old.Sync(); err != nil {
+			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
+		}
+	}
+	id := c.nextSegID
+	if id >= 1<<32-1 {
+		return fmt.Errorf("kennel: segment ids exhausted")
+	}
+	c.nextSegID++
+	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need)); err != nil {
+		return err
+	}
+	sealedEnd := old.Size()
+	old.Close()
+	c.mustRoll = false
+	c.mu.RLock()
+	m := c.maps[uint32(old.ID())]
+	m.Acquire()
+	c.mu.RUnlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer m.Release()
+		hint, err := segment.BuildHint(m.ID(), m.Bytes(int(sealedEnd)))
+		if err != nil {
+			c.reportCorrupt("cannot build hint of a sealed segment", "segment", m.ID(), "err", err)
+			return
+		}
+		c.writeHint(m.ID(), hint)
+	}()
+	return nil
+}
+
+// createActive starts the first active segment of an opening cache.
+func (c *Cache) createActive(capacity int64) error {
+	id := c.nextSegID
+	c.nextSegID++
+	return c.startSegment(id, capacity)
+}
+
+// startSegment creates segment id, maps capacity bytes of it, and makes it
+// the active segment.
+func (c *Cache) startSegment(id uint64, capacity int64) error {
+	w, err := segment.Create(c.dir, id, c.opts.FileMode)
+	if err != nil {
+		return fmt.Errorf("kennel: create segment %d: %w", id, err)
+	}
+	m, err := segment.MapFile(w.File(), id, capacity)
+	if err != nil {
+		w.Close()
+		os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+		return fmt.Errorf("kennel: %w", err)
+	}
+	c.mu.Lock()
+	c.maps[uint32(id)] = m
+	c.mu.Unlock()
+	c.active = w
+	return nil
+}
+
+// writeHintAsync publishes a hint file in the background.
+func (c *Cache) writeHintAsync(id uint64, hint []byte) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.writeHint(id, hint)
+	}()
+}
+
+func (c *Cache) writeHint(id uint64, hint []byte) {
+	if err := segment.WriteFileAtomic(c.dir, segment.HintFileName(id), hint, c.opts.FileMode); err != nil {
+		c.log.Warn("cannot write hint file; open will scan the segment", "segment", id, "err", err)
+	}
+}

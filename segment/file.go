@@ -1,0 +1,209 @@
+package segment
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Suffix is the file name suffix of segment files.
+const Suffix = ".seg"
+
+// FileName returns the file name of segment id: 16 hex digits, so that names
+// sort in id order, and ".seg".
+func FileName(id uint64) string { return fmt.Sprintf("%016x%s", id, Suffix) }
+
+// ParseFileName returns the id in a segment file name, and whether name is one.
+func ParseFileName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, Suffix)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(hex, 16, 64)
+	return id, err == nil
+}
+
+// Writer appends records to the active segment. Records are encoded into a
+// buffer and written with one pwrite per Flush, so a group of records costs
+// one system call. Writer is not safe for concurrent use; the engine
+// serialises appends.
+type Writer struct {
+	f    *os.File
+	id   uint64
+	size int64  // bytes of the file that hold header and whole records
+	buf  []byte // encoded records not yet written
+}
+
+// Create makes a new segment file in dir with O_EXCL (ids are never reused,
+// so an existing file is an error), writes and syncs its header, and syncs
+// the directory so the new name survives a crash before it is used.
+func Create(dir string, id uint64, perm os.FileMode) (*Writer, error) {
+	path := filepath.Join(dir, FileName(id))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, err
+	}
+	hdr := AppendHeader(nil, Header{Version: FormatVersion, ID: id})
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := fdatasync(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := SyncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Writer{f: f, id: id, size: HeaderSize}, nil
+}
+
+// OpenWriter reopens the segment at path for appending after its first size
+// bytes (its header and whole records, as a scan found them). Bytes past size
+// (a torn tail) are overwritten by the next Flush.
+func OpenWriter(path string, id uint64, size int64) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{f: f, id: id, size: size}, nil
+}
+
+// ID returns the segment id.
+func (w *Writer) ID() uint64 { return w.id }
+
+// Size returns the number of bytes written: where the next record will land
+// once buffered records are flushed.
+func (w *Writer) Size() int64 { return w.size }
+
+// Buffered returns the number of encoded bytes waiting for Flush.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
+// File returns the open segment file.
+func (w *Writer) File() *os.File { return w.f }
+
+// Append encodes r into the buffer and returns the file offset it will have
+// once flushed.
+func (w *Writer) Append(r *Record) int64 {
+	off := w.size + int64(len(w.buf))
+	w.buf = AppendRecord(w.buf, r)
+	return off
+}
+
+// maxRetainedBuffer bounds the buffer kept between flushes, so one large
+// value does not pin its size in memory for the life of the writer.
+const maxRetainedBuffer = 1 << 20
+
+// Flush writes the buffered records with one pwrite. On error nothing is
+// counted as written: the buffer is dropped and the next Flush writes at the
+// same offset, over whatever part of the failed write reached the file.
+func (w *Writer) Flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.WriteAt(w.buf, w.size)
+	if err == nil {
+		w.size += int64(len(w.buf))
+	}
+	if cap(w.buf) > maxRetainedBuffer {
+		w.buf = nil
+	} else {
+		w.buf = w.buf[:0]
+	}
+	return err
+}
+
+// Sync makes the written records durable (fdatasync: the file's data and
+// size, not its timestamps).
+func (w *Writer) Sync() error { return fdatasync(w.f) }
+
+// Close closes the file without syncing it.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// fdatasync goes through SyscallConn so that it holds a reference on the
+// descriptor and cannot race with a concurrent Close.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = ignoringEINTR(func() error { return unix.Fdatasync(int(fd)) })
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory so that names created or renamed in it survive
+// a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// WriteFileAtomic publishes data under dir/name the durable way: write a
+// temporary file created with O_EXCL, fsync it, rename it over name, fsync
+// the directory. A crash leaves either the old file or the new one, plus at
+// worst a temporary file (named name + ".tmp-*") that open cleans up.
+func WriteFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(dir, name+TempInfix+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// TempInfix marks temporary files: anything whose name contains it is an
+// unfinished write that a crash left behind.
+const TempInfix = ".tmp-"

@@ -49,6 +49,7 @@ type Cache struct {
 	cloneMu sync.Mutex // serialises index clones taken under a shared mu
 	idx     *index.Index
 	maps    map[uint32]*segment.Map
+	usage   map[uint32]*segUsage // per segment, the same keys as maps
 	live    int64 // bytes of records the index points to
 	dead    int64 // bytes of records superseded, deleted or never live (tombstones)
 	withTTL int   // index entries that carry an expiry
@@ -74,7 +75,8 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts: opts,
 		log:  opts.Logger.With("dir", dir),
 		idx:  index.New(),
-		maps: make(map[uint32]*segment.Map),
+		maps:  make(map[uint32]*segment.Map),
+		usage: make(map[uint32]*segUsage),
 		stop: make(chan struct{}),
 	}
 	if err := c.openDir(); err != nil {
@@ -84,7 +86,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.releaseAll()
 		return nil, err
 	}
-	if opts.Sync == SyncInterval {
+	if opts.Sync == SyncInterval && !opts.ReadOnly {
 		c.bg.Add(1)
 		go c.syncLoop()
 	}
@@ -101,6 +103,9 @@ func (c *Cache) Dir() string { return c.dir }
 func (c *Cache) Sync() error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if c.opts.ReadOnly {
+		return nil
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -163,13 +168,16 @@ func (c *Cache) Close() error {
 	close(c.stop)
 	c.bg.Wait()
 
+	var err error
 	c.writeMu.Lock()
-	err := c.active.Flush()
-	if serr := c.active.Sync(); err == nil && !c.mustRoll {
-		err = serr
-	}
-	if cerr := c.active.Close(); err == nil {
-		err = cerr
+	if c.active != nil {
+		err = c.active.Flush()
+		if serr := c.active.Sync(); err == nil && !c.mustRoll {
+			err = serr
+		}
+		if cerr := c.active.Close(); err == nil {
+			err = cerr
+		}
 	}
 	c.writeMu.Unlock()
 
@@ -184,6 +192,7 @@ func (c *Cache) releaseAll() {
 		m.Release()
 	}
 	c.maps = nil
+	c.usage = nil
 	c.idx = index.New()
 	c.mu.Unlock()
 	if c.dirLock != nil {

@@ -35,6 +35,8 @@ func formatLine(version int) []byte { return fmt.Appendf(nil, "kennel format %d\
 func (c *Cache) openDir() error {
 	fi, err := os.Lstat(c.dir)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && c.opts.ReadOnly:
+		return fmt.Errorf("kennel: open %s read-only: %w", c.dir, err)
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
 			return fmt.Errorf("kennel: create directory: %w", err)
@@ -51,6 +53,9 @@ func (c *Cache) openDir() error {
 	}
 	if err := c.checkFormat(); err != nil {
 		return err
+	}
+	if c.opts.ReadOnly {
+		return nil
 	}
 	f, err := os.OpenFile(filepath.Join(c.dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, c.opts.FileMode)
 	if err != nil {
@@ -77,7 +82,7 @@ func (c *Cache) checkFormat() error {
 		if err != nil {
 			return fmt.Errorf("kennel: read directory: %w", err)
 		}
-		if len(entries) > 0 {
+		if len(entries) > 0 || c.opts.ReadOnly {
 			return fmt.Errorf("%w: %s holds %d files and no %s file", ErrNotKennelDir, c.dir, len(entries), formatFile)
 		}
 		if err := segment.WriteFileAtomic(c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {

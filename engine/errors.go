@@ -51,6 +51,10 @@ var (
 	// Options.MaxValueSize.
 	ErrValueTooLarge = errors.New("kennel: value too large")
 
+	// ErrReadOnly is returned by writes to a cache opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("kennel: cache is read-only")
+
 	// ErrInvalidTTL is returned when a TTL is negative.
 	ErrInvalidTTL = errors.New("kennel: invalid ttl")
 

@@ -68,6 +68,12 @@ type Options struct {
 	// the directory gets the same bits plus search (x) where read is set.
 	FileMode os.FileMode
 
+	// ReadOnly opens the cache without taking its lock and without writing
+	// anything: writes return ErrReadOnly, nothing is recovered on disk (a
+	// torn tail is skipped, not sealed), and the index is the directory's
+	// state at Open. Inspection tools use it on live directories.
+	ReadOnly bool
+
 	// AllowNetworkFS lets Open use a directory on NFS, CIFS or FUSE, whose
 	// locks and mmap coherence kennel cannot rely on.
 	AllowNetworkFS bool

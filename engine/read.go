@@ -84,40 +84,53 @@ func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []
 // cache as it was when Scan began: writes made meanwhile neither block it
 // nor show in it. key and value are fn's to keep.
 func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	c.mu.RLock()
-	if c.closed.Load() {
-		c.mu.RUnlock()
-		return ErrClosed
+	snap, err := c.snapshot()
+	if err != nil {
+		return err
 	}
-	c.cloneMu.Lock()
-	snap := c.idx.Clone()
-	c.cloneMu.Unlock()
-	maps := make(map[uint32]*segment.Map, len(c.maps))
-	for id, m := range c.maps {
-		m.Acquire()
-		maps[id] = m
-	}
-	now := c.now()
-	c.mu.RUnlock()
-	defer func() {
-		for _, m := range maps {
-			m.Release()
-		}
-	}()
-
-	var err error
-	snap.AscendPrefix(prefix, func(e index.Entry) bool {
-		if e.Expired(now) {
+	defer snap.release()
+	snap.idx.AscendPrefix(prefix, func(e index.Entry) bool {
+		if e.Expired(snap.now) {
 			return true
 		}
 		key := []byte(e.Key)
 		var v []byte
-		if v, err = c.valueLocked(maps, &e, key); err == nil {
+		if v, err = c.valueLocked(snap.maps, &e, key); err == nil {
 			err = fn(key, v)
 		}
 		return err == nil
 	})
 	return err
+}
+
+// snapshot is a consistent view of the cache: a copy-on-write clone of the
+// index and references on every mapping it may point into.
+type snapshot struct {
+	idx  *index.Index
+	maps map[uint32]*segment.Map
+	now  int64
+}
+
+func (c *Cache) snapshot() (*snapshot, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	c.cloneMu.Lock()
+	s := &snapshot{idx: c.idx.Clone(), maps: make(map[uint32]*segment.Map, len(c.maps)), now: c.now()}
+	c.cloneMu.Unlock()
+	for id, m := range c.maps {
+		m.Acquire()
+		s.maps[id] = m
+	}
+	return s, nil
+}
+
+func (s *snapshot) release() {
+	for _, m := range s.maps {
+		m.Release()
+	}
 }
 
 // Len returns the number of keys with an unexpired value. It costs a walk of

@@ -49,6 +49,9 @@ func (c *Cache) recover() error {
 	for _, e := range entries {
 		name := e.Name()
 		if isTemp(name) {
+			if c.opts.ReadOnly {
+				continue
+			}
 			c.log.Info("removing temporary file left by a crash", "file", name)
 			os.Remove(filepath.Join(c.dir, name))
 			continue
@@ -83,6 +86,9 @@ func (c *Cache) recover() error {
 		c.nextSegID = ids[len(ids)-1] + 1
 	}
 
+	if c.opts.ReadOnly {
+		return nil
+	}
 	if lastMapped && last.clean && !last.sealed {
 		id := ids[len(ids)-1]
 		w, err := segment.OpenWriter(filepath.Join(c.dir, segment.FileName(id)), id, last.end)
@@ -136,7 +142,7 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 		herr = fmt.Errorf("%w: header says segment %d", ErrCorrupt, h.ID)
 	}
 	if herr != nil {
-		if isLast && size <= segment.HeaderSize {
+		if isLast && size <= segment.HeaderSize && !c.opts.ReadOnly {
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
 			return loaded{}, false, os.Remove(path)
 		}
@@ -156,15 +162,18 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 		return loaded{}, false, fmt.Errorf("kennel: %w", err)
 	}
 	c.maps[uint32(id)] = m
+	c.usage[uint32(id)] = &segUsage{end: size}
 
 	if hasHint {
 		if end, err := c.loadHint(rb, m, id, size); err == nil {
+			c.usage[uint32(id)].end = end
 			return loaded{end: end, size: size, clean: true, sealed: true}, true, nil
 		} else {
 			c.log.Warn("hint file unusable; scanning its segment", "segment", id, "err", err)
 		}
 	}
 	l := c.scanSegment(rb, m, id, size, isLast)
+	c.usage[uint32(id)].end = l.end
 	return l, true, nil
 }
 
@@ -259,11 +268,11 @@ func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, k
 		return // the same record, seen again (a hint that failed half way)
 	}
 	if exists && c.maps[old.Seg].Seq(old.Offset) > seq {
-		c.dead += int64(size) // an older record
+		c.addDead(seg, size) // an older record
 		return
 	}
 	if kind == segment.KindDelete {
-		c.dead += int64(size)
+		c.addDead(seg, size)
 		if exists {
 			c.idx.Delete(key)
 			c.forget(old)
@@ -274,7 +283,7 @@ func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, k
 		return
 	}
 	if dseq, ok := rb.deleted[string(key)]; ok && dseq > seq {
-		c.dead += int64(size)
+		c.addDead(seg, size)
 		return
 	}
 	e := index.Entry{Key: string(key), Expiry: expiry, Seg: seg, Offset: off, Size: size, Kind: uint8(kind)}
@@ -285,10 +294,21 @@ func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, k
 	c.remember(e)
 }
 
-// remember and forget keep the byte accounting in step with the index.
-// Callers hold mu exclusively (or own the cache, while opening it).
+// segUsage is the byte accounting of one segment.
+type segUsage struct {
+	end      int64 // bytes holding the header and whole records
+	live     int64 // bytes of records the index points to
+	dead     int64 // bytes of the other records
+	liveKeys int
+}
+
+// remember, forget and addDead keep the byte accounting in step with the
+// index. Callers hold mu exclusively (or own the cache, while opening it).
 func (c *Cache) remember(e index.Entry) {
 	c.live += int64(e.Size)
+	u := c.usage[e.Seg]
+	u.live += int64(e.Size)
+	u.liveKeys++
 	if e.Expiry != 0 {
 		c.withTTL++
 	}
@@ -296,10 +316,18 @@ func (c *Cache) remember(e index.Entry) {
 
 func (c *Cache) forget(e index.Entry) {
 	c.live -= int64(e.Size)
-	c.dead += int64(e.Size)
+	u := c.usage[e.Seg]
+	u.live -= int64(e.Size)
+	u.liveKeys--
+	c.addDead(e.Seg, e.Size)
 	if e.Expiry != 0 {
 		c.withTTL--
 	}
+}
+
+func (c *Cache) addDead(seg, size uint32) {
+	c.dead += int64(size)
+	c.usage[seg].dead += int64(size)
 }
 
 // reportCorrupt logs damage found on disk and counts it in Stats.

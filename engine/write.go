@@ -57,6 +57,9 @@ func (c *Cache) SetWithTTL(key, value []byte, ttl time.Duration) error {
 }
 
 func (c *Cache) put(key, value []byte, ttl time.Duration) error {
+	if c.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	if err := c.checkPut(key, value); err != nil {
 		return err
 	}
@@ -74,6 +77,9 @@ func (c *Cache) put(key, value []byte, ttl time.Duration) error {
 
 // Delete removes key. Deleting an absent key is not an error.
 func (c *Cache) Delete(key []byte) error {
+	if c.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	if err := c.checkKey(key); err != nil {
 		return err
 	}
@@ -225,8 +231,9 @@ func (c *Cache) writeError(err error) error {
 // applyLocked applies one written op to the index. Callers hold mu.
 func (c *Cache) applyLocked(p *pending) {
 	p.req.applied++
+	c.usage[p.seg].end = int64(p.off) + int64(p.size)
 	if p.op.kind == segment.KindDelete {
-		c.dead += int64(p.size)
+		c.addDead(p.seg, p.size)
 		if old, ok := c.idx.Delete(p.op.key); ok {
 			c.forget(old)
 		}
@@ -302,6 +309,7 @@ func (c *Cache) startSegment(id uint64, capacity int64) error {
 	}
 	c.mu.Lock()
 	c.maps[uint32(id)] = m
+	c.usage[uint32(id)] = &segUsage{end: segment.HeaderSize}
 	c.mu.Unlock()
 	c.active = w
 	return nil

@@ -164,7 +164,8 @@ func (c *Cache) Close() error {
 	// Wait for a group in flight: leaders that start from now on see closed
 	// and write nothing, so no roll can start background work after Wait.
 	c.writeMu.Lock()
-	c.writeMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	//lint:ignore SA2001 the empty critical section is the barrier
+	c.writeMu.Unlock()
 	close(c.stop)
 	c.bg.Wait()
 

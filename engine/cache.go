@@ -29,6 +29,7 @@ type Cache struct {
 	// queueMu protects queue: write requests waiting for a leader.
 	queueMu sync.Mutex
 	queue   []*request
+	spare   []*request // the other queue buffer, owned by the leader (writeMu)
 
 	// writeMu serialises the log: the group-commit leader holds it while it
 	// encodes, writes and (SyncAlways) syncs a group, and while it rolls.

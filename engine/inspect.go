@@ -23,7 +23,7 @@ type KeyInfo struct {
 
 func keyInfo(e *index.Entry, now int64) KeyInfo {
 	ki := KeyInfo{
-		Key:     []byte(e.Key),
+		Key:     e.Key(),
 		Kind:    segment.Kind(e.Kind).String(),
 		Segment: uint64(e.Seg),
 		Offset:  int64(e.Offset),

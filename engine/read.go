@@ -93,7 +93,7 @@ func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		if e.Expired(snap.now) {
 			return true
 		}
-		key := []byte(e.Key)
+		key := e.Key()
 		var v []byte
 		if v, err = c.valueLocked(snap.maps, &e, key); err == nil {
 			err = fn(key, v)

@@ -286,7 +286,8 @@ func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, k
 		c.addDead(seg, size)
 		return
 	}
-	e := index.Entry{Key: string(key), Expiry: expiry, Seg: seg, Offset: off, Size: size, Kind: uint8(kind)}
+	e := index.NewEntry(key)
+	e.Expiry, e.Seg, e.Offset, e.Size, e.Kind = expiry, seg, off, size, uint8(kind)
 	c.idx.Put(e)
 	if exists {
 		c.forget(old)

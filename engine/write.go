@@ -39,7 +39,7 @@ type pending struct {
 	seg    uint32
 	off    uint32
 	size   uint32
-	keyStr string // the index's own copy of the key, made outside mu
+	entry  index.Entry // for puts: the index entry, made outside mu
 }
 
 // Set stores value under key, with Options.DefaultTTL.
@@ -138,9 +138,11 @@ func (c *Cache) commit(r *request) error {
 	}
 	c.queueMu.Lock()
 	group := c.queue
-	c.queue = nil
+	c.queue = c.spare[:0]
 	c.queueMu.Unlock()
 	c.writeGroupLocked(group)
+	clear(group)
+	c.spare = group
 	return r.err
 }
 
@@ -206,7 +208,8 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 			c.nextSeq++
 			p := pending{req: r, op: o, seg: uint32(c.active.ID()), off: uint32(off), size: uint32(size)}
 			if o.kind != segment.KindDelete {
-				p.keyStr = string(o.key)
+				p.entry = index.NewEntry(o.key)
+				p.entry.Expiry, p.entry.Seg, p.entry.Offset, p.entry.Size, p.entry.Kind = o.expiry, p.seg, p.off, p.size, uint8(o.kind)
 			}
 			c.pending = append(c.pending, p)
 		}
@@ -239,7 +242,7 @@ func (c *Cache) applyLocked(p *pending) {
 		}
 		return
 	}
-	e := index.Entry{Key: p.keyStr, Expiry: p.op.expiry, Seg: p.seg, Offset: p.off, Size: p.size, Kind: uint8(p.op.kind)}
+	e := p.entry
 	if old, ok := c.idx.Put(e); ok {
 		c.forget(old)
 	}

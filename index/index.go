@@ -1,41 +1,118 @@
 package index
 
 import (
+	"bytes"
+	"strings"
 	"unsafe"
 
 	"github.com/google/btree"
 )
 
+// headLen is how many key bytes an Entry holds inline. Comparisons during a
+// lookup read only these bytes unless two keys share all of them, so most
+// tree steps cost no pointer chase; keys up to headLen bytes (most cache keys:
+// ids, UUIDs, short paths) need no allocation of their own.
+const headLen = 24
+
+// MaxKeyLen is the longest key an Entry can hold.
+const MaxKeyLen = 1<<16 - 1
+
 // Entry locates the newest record of one key. It is stored by value in the
-// B-tree's nodes, so its size is most of the index's cost per key: keep it
-// small (40 bytes on 64-bit platforms, plus the key's own bytes).
+// B-tree's nodes, so its size is the index's cost per key: 56 bytes on
+// 64-bit platforms, plus an allocation for the bytes of a key longer than
+// 24 bytes.
 type Entry struct {
-	Key    string // the key; shares no memory with callers' slices
-	Expiry int64  // unix nanoseconds; 0 means never
-	Seg    uint32 // segment id
-	Offset uint32 // record offset in the segment
-	Size   uint32 // record length, header included
-	Kind   uint8  // record kind (segment.Kind)
-	Flags  uint8  // reserved for the eviction policy
+	head   [headLen]byte // the key's first bytes, zero padded
+	tail   *byte         // the key's bytes after head, if any
+	Expiry int64         // unix nanoseconds; 0 means never
+	Seg    uint32        // segment id
+	Offset uint32        // record offset in the segment
+	Size   uint32        // record length, header included
+	keyLen uint16
+	Kind   uint8 // record kind (segment.Kind)
+	Flags  uint8 // reserved for the eviction policy
+}
+
+// NewEntry returns an entry for key that owns a copy of the key's bytes.
+func NewEntry(key []byte) Entry {
+	var e Entry
+	e.keyLen = uint16(len(key))
+	n := copy(e.head[:], key)
+	if len(key) > n {
+		tail := strings.Clone(string(key[n:]))
+		e.tail = unsafe.StringData(tail)
+	}
+	return e
+}
+
+// probe makes a search entry for key without copying its tail: the entry
+// aliases key for the duration of a lookup and is never stored.
+func probe(key []byte) Entry {
+	var e Entry
+	e.keyLen = uint16(len(key))
+	if n := copy(e.head[:], key); len(key) > n {
+		e.tail = &key[n]
+	}
+	return e
+}
+
+func (e *Entry) headBytes() []byte { return e.head[:min(int(e.keyLen), headLen)] }
+
+func (e *Entry) tailBytes() []byte {
+	if e.tail == nil {
+		return nil
+	}
+	return unsafe.Slice(e.tail, int(e.keyLen)-headLen)
+}
+
+// AppendKey appends the entry's key to dst.
+func (e *Entry) AppendKey(dst []byte) []byte {
+	return append(append(dst, e.headBytes()...), e.tailBytes()...)
+}
+
+// Key returns a copy of the entry's key.
+func (e *Entry) Key() []byte { return e.AppendKey(make([]byte, 0, e.keyLen)) }
+
+// KeyLen returns the length of the entry's key.
+func (e *Entry) KeyLen() int { return int(e.keyLen) }
+
+// hasPrefix reports whether the entry's key starts with p.
+func (e *Entry) hasPrefix(p []byte) bool {
+	if len(p) > int(e.keyLen) {
+		return false
+	}
+	h := e.headBytes()
+	if len(p) <= len(h) {
+		return bytes.Equal(h[:len(p)], p)
+	}
+	return bytes.Equal(h, p[:len(h)]) && bytes.HasPrefix(e.tailBytes(), p[len(h):])
 }
 
 // Expired reports whether the entry's value has expired at now (unix nanos).
 func (e *Entry) Expired(now int64) bool { return e.Expiry != 0 && now >= e.Expiry }
 
-// Degree is the B-tree's degree: nodes hold between Degree-1 and 2*Degree-1
-// entries. 32 measured best at 1M keys: fewer node allocations than 8 or 16
-// (less heap per key, shallower tree) without the long shifting of 64 or 128.
-const Degree = 32
+// compare orders entries by key bytes. Heads that differ decide at once;
+// equal heads mean equal lengths up to headLen, so the tails decide.
+func compare(a, b *Entry) int {
+	if c := bytes.Compare(a.headBytes(), b.headBytes()); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.tailBytes(), b.tailBytes())
+}
 
-func less(a, b Entry) bool { return a.Key < b.Key }
+func less(a, b Entry) bool { return compare(&a, &b) < 0 }
+
+// Degree is the B-tree's degree: nodes hold between Degree-1 and 2*Degree-1
+// entries. See the package documentation for how it was chosen.
+const Degree = 32
 
 // Index maps keys to the location of their newest record, in key order.
 //
 // Read operations (Get, Len, Ascend*) are safe for concurrent use with each
 // other; writes are not, and need external locking against everything else.
-// Clone is a read operation and is cheap: the clone shares nodes with the
-// original until either side writes (copy on write), which is how the engine
-// gives scans a consistent view without blocking writers.
+// Clone is cheap: the clone shares nodes with the original until either side
+// writes (copy on write), which is how the engine gives scans a consistent
+// view without blocking writers.
 type Index struct {
 	tree *btree.BTreeG[Entry]
 }
@@ -45,18 +122,13 @@ func New() *Index {
 	return &Index{tree: btree.NewG(Degree, less)}
 }
 
-// probe makes a search entry for key without copying it: the string aliases
-// key only for the duration of the lookup and is never stored.
-func probe(key []byte) Entry {
-	return Entry{Key: unsafe.String(unsafe.SliceData(key), len(key))}
-}
-
 // Get returns the entry for key.
 func (x *Index) Get(key []byte) (Entry, bool) {
 	return x.tree.Get(probe(key))
 }
 
-// Put inserts or replaces e, returning the entry it replaced.
+// Put inserts or replaces e (made by NewEntry), returning the entry it
+// replaced.
 func (x *Index) Put(e Entry) (Entry, bool) {
 	return x.tree.ReplaceOrInsert(e)
 }
@@ -75,12 +147,8 @@ func (x *Index) Clone() *Index { return &Index{tree: x.tree.Clone()} }
 // AscendPrefix calls fn for each entry whose key starts with prefix, in key
 // order, until fn returns false.
 func (x *Index) AscendPrefix(prefix []byte, fn func(Entry) bool) {
-	p := string(prefix)
-	x.tree.AscendGreaterOrEqual(Entry{Key: p}, func(e Entry) bool {
-		if len(e.Key) < len(p) || e.Key[:len(p)] != p {
-			return false
-		}
-		return fn(e)
+	x.tree.AscendGreaterOrEqual(probe(prefix), func(e Entry) bool {
+		return e.hasPrefix(prefix) && fn(e)
 	})
 }
 

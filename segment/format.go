@@ -25,7 +25,7 @@ const (
 	Marker = 0xB7
 
 	// MaxKeyLen bounds key lengths read from disk before anything is allocated.
-	MaxKeyLen = 64 << 10
+	MaxKeyLen = 1<<16 - 1
 
 	// MaxValueLen bounds stored value lengths read from disk. Offsets in the
 	// index are 32 bits wide, so a record must fit in 4 GiB with room to spare.

@@ -51,9 +51,9 @@ type Cache struct {
 	idx     *index.Index
 	maps    map[uint32]*segment.Map
 	usage   map[uint32]*segUsage // per segment, the same keys as maps
-	live    int64 // bytes of records the index points to
-	dead    int64 // bytes of records superseded, deleted or never live (tombstones)
-	withTTL int   // index entries that carry an expiry
+	live    int64                // bytes of records the index points to
+	dead    int64                // bytes of records superseded, deleted or never live (tombstones)
+	withTTL int                  // index entries that carry an expiry
 
 	// background work: the interval syncer and hint writers.
 	stop chan struct{}
@@ -72,13 +72,13 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		dir:  dir,
-		opts: opts,
-		log:  opts.Logger.With("dir", dir),
-		idx:  index.New(),
+		dir:   dir,
+		opts:  opts,
+		log:   opts.Logger.With("dir", dir),
+		idx:   index.New(),
 		maps:  make(map[uint32]*segment.Map),
 		usage: make(map[uint32]*segUsage),
-		stop: make(chan struct{}),
+		stop:  make(chan struct{}),
 	}
 	if err := c.openDir(); err != nil {
 		return nil, err

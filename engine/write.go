@@ -34,12 +34,12 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 // pending is an op encoded into the active segment's buffer, waiting to be
 // written and applied to the index.
 type pending struct {
-	req    *request
-	op     *op
-	seg    uint32
-	off    uint32
-	size   uint32
-	entry  index.Entry // for puts: the index entry, made outside mu
+	req   *request
+	op    *op
+	seg   uint32
+	off   uint32
+	size  uint32
+	entry index.Entry // for puts: the index entry, made outside mu
 }
 
 // Set stores value under key, with Options.DefaultTTL.

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -69,6 +70,12 @@ func (m *Map) Record(off, size uint32) (Record, error) {
 	}
 	rec, n, err := DecodeRecord(m.data[off:end])
 	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			// The extent is known (the index or a hint gave it), so a
+			// record that reads as cut short or zeroed inside it is
+			// damage, not a torn tail.
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return Record{}, fmt.Errorf("segment %d offset %d: %w", m.id, off, err)
 	}
 	if n != int(size) {

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// Batch collects writes for Write to apply together. A batch owns copies of
+// the keys and values given to it. It is not safe for concurrent use.
+type Batch struct {
+	ops  []op
+	ttls []batchTTL // per op
+}
+
+type batchTTL struct {
+	ttl        time.Duration
+	useDefault bool // Options.DefaultTTL, resolved by Write
+}
+
+// Set adds a put of value under key with Options.DefaultTTL.
+func (b *Batch) Set(key, value []byte) {
+	b.add(segment.KindPut, key, value, batchTTL{useDefault: true})
+}
+
+// SetWithTTL adds a put of value under key that expires ttl after Write.
+// A ttl of 0 means it never expires.
+func (b *Batch) SetWithTTL(key, value []byte, ttl time.Duration) {
+	b.add(segment.KindPut, key, value, batchTTL{ttl: ttl})
+}
+
+// Delete adds a delete of key.
+func (b *Batch) Delete(key []byte) { b.add(segment.KindDelete, key, nil, batchTTL{}) }
+
+// Len returns the number of writes in the batch.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() {
+	clear(b.ops)
+	b.ops, b.ttls = b.ops[:0], b.ttls[:0]
+}
+
+func (b *Batch) add(kind segment.Kind, key, value []byte, ttl batchTTL) {
+	b.ops = append(b.ops, op{kind: kind, key: bytes.Clone(key), value: bytes.Clone(value)})
+	b.ttls = append(b.ttls, ttl)
+}
+
+// Write applies every write of the batch, in order, as one group: readers
+// see none of them or all of them. Every write is checked first; if one is
+// invalid, nothing is written. After a crash, a prefix of a batch that had
+// not been synced may survive, in order.
+func (c *Cache) Write(b *Batch) error {
+	if c.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	for i := range b.ops {
+		o := &b.ops[i]
+		var err error
+		switch t := b.ttls[i]; {
+		case o.kind == segment.KindDelete:
+			err = c.checkKey(o.key)
+		case t.ttl < 0:
+			err = fmt.Errorf("%w: %v", ErrInvalidTTL, t.ttl)
+		default:
+			if t.useDefault {
+				t.ttl = c.opts.DefaultTTL
+			}
+			o.expiry = c.expiry(t.ttl)
+			err = c.checkPut(o.key, o.value)
+		}
+		if err != nil {
+			return fmt.Errorf("kennel: batch write %d: %w", i, err)
+		}
+	}
+	if len(b.ops) == 0 {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	r := &request{ops: b.ops}
+	err := c.commit(r)
+	if err == nil {
+		for _, o := range b.ops {
+			if o.kind == segment.KindDelete {
+				c.deletes.Add(1)
+			} else {
+				c.sets.Add(1)
+			}
+		}
+	}
+	return err
+}

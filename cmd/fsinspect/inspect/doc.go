@@ -1,0 +1,43 @@
+// Package inspect implements fsinspect, the command that inspects and
+// verifies a kennel cache directory, also while other processes use it.
+// cmd/fsinspect is a two-line main around Main; the commands live here so
+// that they can be tested and embedded.
+//
+// # Commands
+//
+// One file per subcommand, each with its test: stats.go (what the directory
+// holds, its budget and whether a writer has it), ls.go (keys), get.go (one
+// value or its record), dump.go (every record of one segment or hint file,
+// offset by offset, damage included) and verify.go (every checksum of every
+// file, exit status 1 when something is damaged). A compact command joins the
+// list once the engine can compact; until then there is none, rather than a
+// command that cannot work.
+//
+// # Reading a directory in use
+//
+// Every command is read-only. stats, ls and get open the cache with
+// engine.Options{ReadOnly: true}: no lock is taken, nothing is recovered on
+// disk, and what they print is the directory as it was when they opened it,
+// however busy its writer. dump and verify read the files themselves
+// (verify only checks the directory with engine.CheckDir first), because
+// their job is to show what the engine would skip or refuse. Segment files
+// are mapped up to the size they had when they were opened: a record a
+// writer is appending at that moment shows as a torn tail, which verify
+// reports as a warning for the last segment, never as damage. The tests
+// prove that no command changes a byte, a name or a modification time in
+// the directory (requireNoChange, and kennel-hash in the scripts).
+//
+// # Exit status
+//
+//	0  success; for verify, no problem found (warnings allowed)
+//	1  the command ran and failed: key not found, damage found by verify
+//	2  it could not run: bad usage, unknown command or flag, a missing
+//	   argument, a directory that does not exist or is not a kennel directory
+//
+// Human output is aligned tables with sizes in KiB, MiB and GiB and times in
+// UTC; --json prints one JSON document for scripts instead, with exact byte
+// counts. Listings that can be long stream, so that they cost no memory
+// however big the directory: ls flushes its table every few hundred rows,
+// dump measures its columns in a first pass over the mapped file and prints
+// in a second, and both write JSON arrays element by element.
+package inspect

@@ -1,0 +1,177 @@
+package inspect
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+var statsCmd = &command{
+	name:    "stats",
+	args:    "DIR",
+	summary: "keys, live/dead/expired bytes, segments, budget, format and lock state",
+	help: `
+Stats prints what the cache directory DIR holds: its keys; the bytes of
+records that are live, expired (still on disk, no longer returned) and dead
+(superseded or deleted, waiting for compaction); each segment with its live
+ratio; keys whose value is in a sidecar file; the disk use against the size
+budget; the format version; and whether a writer has the directory open.
+
+A read-only open cannot know the CacheSize the writer chose, so the budget
+shown is the default one, and says so.`,
+	setup: func(e *env, fs *flag.FlagSet) func([]string) error {
+		return func(args []string) error { return runStats(e, args[0]) }
+	},
+}
+
+// statsReport is stats' JSON output; the human table shows the same.
+type statsReport struct {
+	Dir           string         `json:"dir"`
+	FormatVersion int            `json:"format_version"`
+	Lock          string         `json:"lock"` // "held" or "free"
+	Keys          int            `json:"keys"`
+	ExpiredKeys   int            `json:"expired_keys"`
+	SidecarKeys   int            `json:"sidecar_keys"`
+	LiveBytes     int64          `json:"live_bytes"` // records the index points to, expired excluded
+	ExpiredBytes  int64          `json:"expired_bytes"`
+	DeadBytes     int64          `json:"dead_bytes"`
+	DiskBytes     int64          `json:"disk_bytes"`
+	BudgetBytes   int64          `json:"budget_bytes"`
+	BudgetSource  string         `json:"budget_source"` // "default": the writer's option is not recorded
+	Damaged       uint64         `json:"damaged"`       // damaged records or files the open found
+	Segments      []segmentStats `json:"segments"`
+}
+
+type segmentStats struct {
+	ID           uint64  `json:"id"`
+	File         string  `json:"file"`
+	Bytes        int64   `json:"bytes"`
+	LiveBytes    int64   `json:"live_bytes"`
+	ExpiredBytes int64   `json:"expired_bytes"`
+	DeadBytes    int64   `json:"dead_bytes"`
+	LiveKeys     int     `json:"live_keys"` // expired keys included
+	LiveRatio    float64 `json:"live_ratio"`
+	Hint         bool    `json:"hint"`
+	State        string  `json:"state"` // "active" or "sealed"
+}
+
+func runStats(e *env, dir string) error {
+	version, err := engine.CheckDir(dir)
+	if err != nil {
+		return cannotRun(err)
+	}
+	c, err := openCache(dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, err := collectStats(c, dir, version)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return writeJSON(e.stdout, r)
+	}
+	printStats(e, r)
+	return nil
+}
+
+func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error) {
+	lock, err := lockState(dir)
+	if err != nil {
+		return nil, err
+	}
+	st := c.Stats()
+	segs, err := c.Segments()
+	if err != nil {
+		return nil, err
+	}
+	r := &statsReport{
+		Dir: dir, FormatVersion: version, Lock: "free",
+		Keys: st.Keys, DeadBytes: st.DeadBytes, DiskBytes: st.DiskBytes,
+		BudgetBytes: st.CacheSize, BudgetSource: "default", Damaged: st.Corruptions,
+		Segments: []segmentStats{},
+	}
+	if lock == lockHeld {
+		r.Lock = "held"
+	}
+	expiredBySeg := make(map[uint64]int64)
+	err = c.Keys(nil, func(k engine.KeyInfo) error {
+		if k.Expired {
+			r.ExpiredKeys++
+			r.ExpiredBytes += k.Size
+			expiredBySeg[k.Segment] += k.Size
+		}
+		if k.Kind == segment.KindPutSidecar.String() {
+			r.SidecarKeys++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.LiveBytes = st.LiveBytes - r.ExpiredBytes
+	for i, s := range segs {
+		ss := segmentStats{
+			ID: s.ID, File: s.File, Bytes: s.Bytes,
+			LiveBytes: s.LiveBytes - expiredBySeg[s.ID], ExpiredBytes: expiredBySeg[s.ID],
+			DeadBytes: s.DeadBytes, LiveKeys: s.LiveKeys,
+		}
+		if s.Bytes > 0 {
+			ss.LiveRatio = float64(ss.LiveBytes) / float64(s.Bytes)
+		}
+		_, err := os.Lstat(filepath.Join(dir, segment.HintFileName(s.ID)))
+		ss.Hint = err == nil
+		// A read-only open does not know which segment the writer appends
+		// to: it is the newest, unless that one was sealed (it has a hint).
+		ss.State = "sealed"
+		if i == len(segs)-1 && !ss.Hint {
+			ss.State = "active"
+		}
+		r.Segments = append(r.Segments, ss)
+	}
+	return r, nil
+}
+
+func printStats(e *env, r *statsReport) {
+	tw := newTable(e.stdout)
+	lock := lockFree
+	if r.Lock == "held" {
+		lock = lockHeld
+	}
+	damaged := "none found on open"
+	if r.Damaged > 0 {
+		damaged = fmt.Sprintf("%d damaged records or files found on open (run 'fsinspect verify')", r.Damaged)
+	}
+	row(tw, "directory", r.Dir)
+	row(tw, "format", fmt.Sprintf("kennel format %d", r.FormatVersion))
+	row(tw, "lock", lock)
+	row(tw, "keys", fmt.Sprintf("%d (%d expired)", r.Keys, r.ExpiredKeys))
+	row(tw, "live", formatSize(r.LiveBytes))
+	row(tw, "expired", formatSize(r.ExpiredBytes))
+	row(tw, "dead", formatSize(r.DeadBytes))
+	row(tw, "sidecars", fmt.Sprintf("%d keys", r.SidecarKeys))
+	row(tw, "disk", fmt.Sprintf("%s of the %s %s budget (%s; a reader cannot know the writer's CacheSize)",
+		formatSize(r.DiskBytes), r.BudgetSource, formatSize(r.BudgetBytes), formatPercent(r.DiskBytes, r.BudgetBytes)))
+	row(tw, "damage", damaged)
+	row(tw, "segments", fmt.Sprint(len(r.Segments)))
+	tw.Flush()
+	if len(r.Segments) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout)
+	row(tw, "ID", "FILE", "SIZE", "LIVE", "EXPIRED", "DEAD", "LIVE%", "KEYS", "HINT", "STATE")
+	for _, s := range r.Segments {
+		hint := "no"
+		if s.Hint {
+			hint = "yes"
+		}
+		row(tw, fmt.Sprint(s.ID), s.File, formatSize(s.Bytes), formatSize(s.LiveBytes), formatSize(s.ExpiredBytes),
+			formatSize(s.DeadBytes), formatPercent(s.LiveBytes, s.Bytes), fmt.Sprint(s.LiveKeys), hint, s.State)
+	}
+	tw.Flush()
+}

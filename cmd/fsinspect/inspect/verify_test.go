@@ -1,0 +1,387 @@
+package inspect
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// TestVerify runs testdata/script/verify.txtar.
+func TestVerify(t *testing.T) { runScript(t, "verify") }
+
+// TestVerifyFindings damages a directory in each way verify knows and
+// checks exactly what it reports: severity, file, offset and message. The
+// directory is 60 keys of 100-byte values unless the case says otherwise:
+// records of 144 bytes, 28 to a 4 KiB segment, so segments 1 and 2 are
+// sealed (4064 bytes, with hints) and segment 3 is the last.
+func TestVerifyFindings(t *testing.T) {
+	seg := func(id uint64) string { return segment.FileName(id) }
+	hint := func(id uint64) string { return segment.HintFileName(id) }
+	type want struct {
+		sev, file string
+		off       int64
+		msg       string // a substring of the message
+	}
+	tests := []struct {
+		name   string
+		fill   fillOptions // zero: the default directory
+		damage func(t *testing.T, dir string)
+		code   int
+		want   []want
+	}{
+		{
+			name: "clean",
+			code: exitOK,
+		},
+		{
+			name:   "flipped byte in a sealed segment",
+			damage: flip(seg(1), 500),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(1), 464, "record checksum mismatch; 144 bytes skipped to the next record, at 608"}},
+		},
+		{
+			name:   "flipped byte in the last segment, records after it",
+			damage: flip(seg(3), 100),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(3), 32, "record checksum mismatch; 144 bytes skipped to the next record, at 176"}},
+		},
+		{
+			name:   "damage at the end of a sealed segment",
+			damage: flip(seg(1), 4060),
+			code:   exitFailed,
+			// The hint entry for 3920 points into the damage: not reported twice.
+			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the 144 bytes its hint seals"}},
+		},
+		{
+			name: "damage at the end of a segment without a hint",
+			damage: func(t *testing.T, dir string) {
+				remove(hint(1))(t, dir)
+				flip(seg(1), 4060)(t, dir)
+			},
+			code: exitFailed,
+			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the last 144 bytes"}},
+		},
+		{
+			name:   "torn tail of the last segment",
+			damage: tear(seg(3), 20),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(3), 608, "torn tail of the last segment, 20 bytes"}},
+		},
+		{
+			name: "torn tail of an earlier segment without a hint",
+			damage: func(t *testing.T, dir string) {
+				remove(hint(1))(t, dir)
+				tear(seg(1), 20)(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, seg(1), 4064, "the segment ends with a torn tail of 20 bytes"}},
+		},
+		{
+			name:   "hint entry with another seq",
+			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry { es[2].Seq++; return es }),
+			code:   exitFailed,
+			want:   []want{{sevProblem, hint(1), 320, "entry 2 does not match the record at offset 320 of 0000000000000001.seg: seq 4, record 3"}},
+		},
+		{
+			name: "hint entry with another kind, key and expiry",
+			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry {
+				es[1].Kind, es[1].Key, es[1].Expiry = segment.KindDelete, []byte("key-9999"), 7
+				return es
+			}),
+			code: exitFailed,
+			want: []want{{sevProblem, hint(1), 176, `kind delete, record put; key "key-9999", record "key-0001"; expiry 7, record 0`}},
+		},
+		{
+			name:   "record missing from the hint",
+			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry { return append(es[:3], es[4:]...) }),
+			code:   exitFailed,
+			want:   []want{{sevProblem, hint(1), 464, `the record at offset 464 of 0000000000000001.seg (key "key-0003", seq 4) is not in the hint`}},
+		},
+		{
+			name:   "hint entry naming no record",
+			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry { es[5].Offset++; return es }),
+			code:   exitFailed,
+			want: []want{
+				{sevProblem, hint(1), 753, `entry 5 (key "key-0005") names offset 753 of 0000000000000001.seg, where no record starts`},
+				{sevProblem, hint(1), 752, "is not in the hint"},
+			},
+		},
+		{
+			name:   "damaged hint",
+			damage: flip(hint(1), 100),
+			code:   exitFailed,
+			want:   []want{{sevProblem, hint(1), 0, "hint checksum mismatch; the engine scans the segment instead"}},
+		},
+		{
+			name: "hint of another segment",
+			damage: func(t *testing.T, dir string) {
+				copyFile(t, filepath.Join(dir, hint(2)), filepath.Join(dir, hint(1)))
+			},
+			code: exitFailed,
+			want: []want{{sevProblem, hint(1), 0, "the hint is of segment 2"}},
+		},
+		{
+			name:   "hint sealing more than the file holds",
+			damage: rehint(1, 4064, 5000),
+			code:   exitFailed,
+			want:   []want{{sevProblem, hint(1), 0, "the hint seals its segment at 5000 bytes, but the file has 4064"}},
+		},
+		{
+			name:   "hint sealing less than the file holds",
+			damage: rehint(1, 3920, 3920),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(1), 3920, "144 bytes past the length its hint seals are not records"}},
+		},
+		{
+			name:   "segment header of another segment",
+			damage: writeAt(seg(2), 0, segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion, ID: 7})),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(2), 0, "the header says segment 7; the engine skips this segment"}},
+		},
+		{
+			name:   "segment header of another version",
+			damage: writeAt(seg(2), 0, segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion + 1, ID: 2})),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(2), 0, "header: kennel: unsupported format version: segment format version 2"}},
+		},
+		{
+			name:   "damaged segment header",
+			damage: flip(seg(2), 3),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(2), 0, "header: kennel: not a kennel file: bad segment magic"}},
+		},
+		{
+			name:   "last segment shorter than a header",
+			damage: writeAt(seg(4), 0, []byte("kennel")),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(4), 0, "6 bytes, shorter than a header: a crash interrupted its creation"}},
+		},
+		{
+			name:   "earlier segment shorter than a header",
+			damage: writeAt(seg(0), 0, []byte("kennel")),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(0), 0, "6 bytes, shorter than a header"}},
+		},
+		{
+			name: "more findings in a file than are listed",
+			fill: fillOptions{n: 100, valueSize: 10}, // records of 54 bytes, 74 to a segment
+			damage: func(t *testing.T, dir string) {
+				for i := range 30 {
+					flip(seg(1), int64(segment.HeaderSize+2*i*54+50))(t, dir)
+				}
+			},
+			code: exitFailed,
+			want: append(repeat(want{sevProblem, seg(1), -2, "record checksum mismatch; 54 bytes skipped"}, maxFindingsPerFile),
+				want{sevNote, seg(1), -1, "10 more findings in this file not listed (counted in the totals)"}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.fill
+			if o.n == 0 {
+				o = fillOptions{n: 60}
+			}
+			dir := testDir(t, o)
+			if tt.damage != nil {
+				tt.damage(t, dir)
+			}
+			var r verifyReport
+			var res result
+			requireNoChange(t, dir, func() { res = run("verify", "--json", dir) })
+			if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+				t.Fatalf("%v\n%s%s", err, res.stdout, res.stderr)
+			}
+			if res.code != tt.code {
+				t.Errorf("exit status %d, want %d", res.code, tt.code)
+			}
+			if len(r.Findings) != len(tt.want) {
+				t.Fatalf("%d findings, want %d:\n%s", len(r.Findings), len(tt.want), res.stdout)
+			}
+			problems := 0
+			for i, w := range tt.want {
+				f := r.Findings[i]
+				if f.Severity != w.sev || f.File != w.file || (w.off != -2 && f.Offset != w.off) || !strings.Contains(f.Message, w.msg) {
+					t.Errorf("finding %d: %+v\nwant %+v", i, f, w)
+				}
+				if w.sev == sevProblem {
+					problems++
+				}
+			}
+			if tt.name != "more findings in a file than are listed" && r.Problems != problems {
+				t.Errorf("%d problems counted, %d listed", r.Problems, problems)
+			}
+			if tt.name == "more findings in a file than are listed" && r.Problems != 30 {
+				t.Errorf("%d problems counted, want 30", r.Problems)
+			}
+		})
+	}
+}
+
+func repeat[T any](v T, n int) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+func flip(name string, off int64) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := flipByte(filepath.Join(dir, name), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tear(name string, n int) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := tearTail(filepath.Join(dir, name), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func remove(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeAt writes b at off in dir/name, creating the file if need be.
+func writeAt(name string, off int64, b []byte) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editHint rewrites segment id's hint file, well formed, with the entries
+// edit returns.
+func editHint(id uint64, edit func([]segment.HintEntry) []segment.HintEntry) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		path := filepath.Join(dir, segment.HintFileName(id))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []segment.HintEntry
+		hh, err := segment.DecodeHint(b, func(e segment.HintEntry) error {
+			e.Key = bytes.Clone(e.Key)
+			entries = append(entries, e)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb := segment.NewHintBuilder(id)
+		for _, e := range edit(entries) {
+			hb.Add(e)
+		}
+		if err := os.WriteFile(path, hb.Finish(hh.Length), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rehint rewrites segment id's hint from the records in its first scan
+// bytes, sealing the segment at length.
+func rehint(id uint64, scan, length int64) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, segment.FileName(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb := segment.NewHintBuilder(id)
+		s := segment.NewScanner(data[:scan], segment.HeaderSize)
+		for s.Next() {
+			r := s.Record()
+			hb.Add(segment.HintEntry{Kind: r.Kind, Key: r.Key, Offset: uint32(s.Offset()), Size: uint32(s.Size()), Seq: r.Seq, Expiry: r.Expiry})
+		}
+		if err := os.WriteFile(filepath.Join(dir, segment.HintFileName(id)), hb.Finish(length), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestVerifyFixture verifies the committed corrupted fixture where it lies,
+// proving on the way that verify writes nothing, not even into testdata.
+func TestVerifyFixture(t *testing.T) {
+	dir := filepath.Join("testdata", "fixtures", fixtureCorrupt)
+	var r result
+	requireNoChange(t, dir, func() { r = run("verify", dir) })
+	if r.code != exitFailed {
+		t.Fatalf("exit status %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"problem   0000000000000001.seg  464     kennel: corrupt data: record checksum mismatch",
+		"warning   0000000000000002.seg  1804    torn tail of the last segment, 20 bytes",
+		"1 problem, 1 warning",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// TestVerifyProgress checks the progress bar verify draws when stderr is a
+// terminal: none in the first moments, then a bar, erased at the end, and
+// the same report on stdout as without a terminal.
+func TestVerifyProgress(t *testing.T) {
+	dir := testDir(t, fillOptions{n: 3000, valueSize: 50})
+	plain := mustRun(t, exitOK, "verify", dir)
+
+	var out, errb bytes.Buffer
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tick := func() time.Time { clock = clock.Add(20 * time.Millisecond); return clock }
+	e := &env{stdout: &out, stderr: &errb, terminal: true, now: tick}
+	if code := e.run([]string{"verify", dir}); code != exitOK {
+		t.Fatalf("exit status %d: %s", code, errb.String())
+	}
+	if out.String() != plain.stdout {
+		t.Errorf("stdout with a terminal:\n%s\nwithout:\n%s", out.String(), plain.stdout)
+	}
+	bar := errb.String()
+	if !strings.HasPrefix(bar, "\rverify ") || !strings.Contains(bar, "% [") || !strings.Contains(bar, "KiB / ") ||
+		!strings.HasSuffix(bar, "\r\x1b[K") {
+		t.Errorf("progress output %q", bar)
+	}
+
+	// A clock that does not move: the work ends before a bar is due.
+	errb.Reset()
+	e = &env{stdout: io.Discard, stderr: &errb, terminal: true, now: func() time.Time { return clock }}
+	if code := e.run([]string{"verify", dir}); code != exitOK || errb.Len() != 0 {
+		t.Errorf("exit status %d, progress %q: want no bar", code, errb.String())
+	}
+}

@@ -1,0 +1,190 @@
+//go:build !nokennel
+
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/kennel-cache/kennel/engine"
+)
+
+const (
+	// kennelCacheSize is far above what any workload writes, so that the
+	// size budget never evicts a record: the workloads check every read and
+	// count a miss of a loaded key as an error.
+	kennelCacheSize = 64 << 30
+	// kennelMaxValue is the engine's default limit, set explicitly because
+	// the large-value workload writes values of exactly 64 MiB.
+	kennelMaxValue = 64 << 20
+)
+
+// The engine is being written while the harness is; the methods below are
+// the shapes its optional APIs may take. The adapter looks them up on
+// *engine.Cache at run time, so that it compiles against any engine and
+// starts using a method as soon as the engine has it. Where the engine has
+// none, the adapter returns ErrUnsupported and the workload skips kennel (or
+// falls back to Set and Get) and says so.
+type (
+	kennelCompact    interface{ Compact() error }
+	kennelCompactCtx interface {
+		Compact(context.Context) error
+	}
+	kennelGetOrCreate interface {
+		GetOrCreate([]byte, func() ([]byte, error)) ([]byte, error)
+	}
+	kennelGetOrCreateCtx interface {
+		GetOrCreate(context.Context, []byte, func() ([]byte, error)) ([]byte, error)
+	}
+	kennelGetOrCreateCtx2 interface {
+		GetOrCreate(context.Context, []byte, func(context.Context) ([]byte, error)) ([]byte, error)
+	}
+	kennelSetReader interface {
+		SetReader([]byte, io.Reader, int64) error
+	}
+	kennelGetReader interface {
+		GetReader([]byte) (io.ReadCloser, error)
+	}
+)
+
+// kennelFeatures says which optional engine methods this build has.
+func kennelFeatures() (compact, getOrCreate, stream bool) {
+	var c any = (*engine.Cache)(nil)
+	_, c1 := c.(kennelCompact)
+	_, c2 := c.(kennelCompactCtx)
+	_, g1 := c.(kennelGetOrCreate)
+	_, g2 := c.(kennelGetOrCreateCtx)
+	_, g3 := c.(kennelGetOrCreateCtx2)
+	_, sr := c.(kennelSetReader)
+	_, gr := c.(kennelGetReader)
+	return c1 || c2, g1 || g2 || g3, sr && gr
+}
+
+func kennelEntry() Entry {
+	compact, goc, stream := kennelFeatures()
+	var missing []string
+	if !compact {
+		missing = append(missing, "Compact")
+	}
+	if !goc {
+		missing = append(missing, "GetOrCreate")
+	}
+	if !stream {
+		missing = append(missing, "streaming large values")
+	}
+	cfg := "engine.Options{Sync: SyncNever, CacheSize: 64 GiB (nothing is evicted: the workloads check every read), MaxValueSize: 64 MiB}, other fields default (64 MiB segments)"
+	if len(missing) > 0 {
+		cfg += "; this engine build has no " + strings.Join(missing, ", ")
+	}
+	return Entry{
+		Name:   "kennel",
+		Module: "github.com/kennel-cache/kennel",
+		Config: cfg,
+		New:    func() Store { return &kennelStore{} },
+	}
+}
+
+type kennelStore struct {
+	c *engine.Cache
+}
+
+func (s *kennelStore) Open(dir string) error {
+	c, err := engine.Open(dir, engine.Options{
+		Sync:         engine.SyncNever,
+		CacheSize:    kennelCacheSize,
+		MaxValueSize: kennelMaxValue,
+	})
+	if errors.Is(err, engine.ErrLocked) {
+		// Another process has the directory: this engine build does not
+		// share directories between processes yet.
+		return Unsupported("this kennel engine refuses a second process on one directory (engine.ErrLocked)")
+	}
+	if err != nil {
+		return err
+	}
+	s.c = c
+	return nil
+}
+
+func (s *kennelStore) Set(key, value []byte) error { return s.c.Set(key, value) }
+
+func (s *kennelStore) Get(key []byte) ([]byte, error) {
+	v, err := s.c.Get(key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return v, err
+}
+
+func (s *kennelStore) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	err := s.c.Close()
+	s.c = nil
+	return err
+}
+
+func (s *kennelStore) MaxValueSize() int64 { return kennelMaxValue }
+
+// SharesDir reports that kennel is designed for several processes on one
+// directory; an engine build that refuses the second process makes Open
+// return ErrUnsupported, and the multiproc workload skips kennel.
+func (s *kennelStore) SharesDir() bool { return true }
+
+func (s *kennelStore) Compact() error {
+	switch c := any(s.c).(type) {
+	case kennelCompact:
+		return c.Compact()
+	case kennelCompactCtx:
+		return c.Compact(context.Background())
+	}
+	return Unsupported("this kennel engine has no Compact")
+}
+
+func (s *kennelStore) GetOrCreate(key []byte, create func() ([]byte, error)) ([]byte, error) {
+	var (
+		v   []byte
+		err error
+	)
+	switch c := any(s.c).(type) {
+	case kennelGetOrCreate:
+		v, err = c.GetOrCreate(key, create)
+	case kennelGetOrCreateCtx:
+		v, err = c.GetOrCreate(context.Background(), key, create)
+	case kennelGetOrCreateCtx2:
+		v, err = c.GetOrCreate(context.Background(), key, func(context.Context) ([]byte, error) { return create() })
+	default:
+		return nil, Unsupported("this kennel engine has no GetOrCreate")
+	}
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return v, err
+}
+
+func (s *kennelStore) SetLarge(key []byte, r io.Reader, size int64) error {
+	c, ok := any(s.c).(kennelSetReader)
+	if !ok {
+		return Unsupported("this kennel engine has no streaming API")
+	}
+	return c.SetReader(key, r, size)
+}
+
+func (s *kennelStore) GetLarge(key []byte, w io.Writer) (int64, error) {
+	c, ok := any(s.c).(kennelGetReader)
+	if !ok {
+		return 0, Unsupported("this kennel engine has no streaming API")
+	}
+	rc, err := c.GetReader(key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return io.Copy(w, rc)
+}

@@ -58,7 +58,7 @@ func (c *Cache) recover() error {
 		}
 		if id, ok := segment.ParseFileName(name); ok {
 			ids = append(ids, id)
-		} else if id, ok := parseHintName(name); ok {
+		} else if id, ok := segment.ParseHintFileName(name); ok {
 			hints[id] = true
 		}
 	}
@@ -109,14 +109,6 @@ func (c *Cache) recover() error {
 		c.writeHintAsync(id, hint)
 	}
 	return nil
-}
-
-func parseHintName(name string) (uint64, bool) {
-	n := len(name) - len(segment.HintSuffix)
-	if n <= 0 || name[n:] != segment.HintSuffix {
-		return 0, false
-	}
-	return segment.ParseFileName(name[:n] + segment.Suffix)
 }
 
 // loadSegment maps one segment and applies its records to the index, from
@@ -179,7 +171,7 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 
 // loadHint applies a segment's hint file, after checking it whole.
 func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (int64, error) {
-	b, err := readBounded(filepath.Join(c.dir, segment.HintFileName(id)), size+64)
+	b, err := segment.ReadFileBounded(filepath.Join(c.dir, segment.HintFileName(id)), size+64)
 	if err != nil {
 		return 0, err
 	}
@@ -194,26 +186,6 @@ func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (in
 		err = fmt.Errorf("%w: hint of segment %d describes segment %d of %d bytes", ErrCorrupt, id, hh.ID, hh.Length)
 	}
 	return hh.Length, err
-}
-
-// readBounded reads a whole file that must not exceed limit bytes, so a
-// damaged or hostile file costs an error, not memory.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d expected", ErrCorrupt, path, fi.Size(), limit)
-	}
-	b := make([]byte, fi.Size())
-	_, err = io.ReadFull(f, b)
-	return b, err
 }
 
 // scanSegment applies every record of a segment, resynchronising past damage

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -207,3 +208,24 @@ func WriteFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 // TempInfix marks temporary files: anything whose name contains it is an
 // unfinished write that a crash left behind.
 const TempInfix = ".tmp-"
+
+// ReadFileBounded reads a whole file that must not exceed limit bytes, so a
+// damaged or hostile file costs an error, not memory. It does not follow a
+// symlink.
+func ReadFileBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d expected", ErrCorrupt, path, fi.Size(), limit)
+	}
+	b := make([]byte, fi.Size())
+	_, err = io.ReadFull(f, b)
+	return b, err
+}

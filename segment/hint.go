@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -12,6 +13,16 @@ const HintSuffix = ".hint"
 
 // HintFileName returns the name of the hint file of segment id.
 func HintFileName(id uint64) string { return fmt.Sprintf("%016x%s", id, HintSuffix) }
+
+// ParseHintFileName returns the segment id in a hint file name, and whether
+// name is one.
+func ParseHintFileName(name string) (uint64, bool) {
+	base, ok := strings.CutSuffix(name, HintSuffix)
+	if !ok {
+		return 0, false
+	}
+	return ParseFileName(base + Suffix)
+}
 
 // hintMagic opens every hint file.
 var hintMagic = [8]byte{'k', 'e', 'n', 'n', 'e', 'l', 'H', 'T'}

@@ -129,7 +129,7 @@ func runVerify(e *env, dir string) error {
 	for _, de := range entries {
 		name := de.Name()
 		id, isSeg := segment.ParseFileName(name)
-		hid, isHint := parseHintName(name)
+		hid, isHint := segment.ParseHintFileName(name)
 		switch {
 		case isSeg:
 			v.segIDs = append(v.segIDs, id)
@@ -385,7 +385,7 @@ func (v *verifier) loadHint(id uint64, segSize int64) *hintFile {
 	name := segment.HintFileName(id)
 	// A hint entry is smaller than its record, so a hint larger than its
 	// segment plus its own header and trailer is damaged; never read more.
-	b, err := readBounded(filepath.Join(v.dir, name), segSize+64)
+	b, err := segment.ReadFileBounded(filepath.Join(v.dir, name), segSize+64)
 	if errors.Is(err, fs.ErrNotExist) {
 		v.warn(name, -1, "removed while verify ran")
 		return nil
@@ -489,7 +489,7 @@ func (v *verifier) checkOtherFiles() error {
 		if _, ok := segment.ParseFileName(name); ok || name == formatFile || name == lockFile {
 			continue
 		}
-		if id, ok := parseHintName(name); ok {
+		if id, ok := segment.ParseHintFileName(name); ok {
 			if !segs[id] {
 				v.warn(name, -1, "hint of segment %d, which does not exist", id)
 			}
@@ -508,33 +508,4 @@ func (v *verifier) checkOtherFiles() error {
 		}
 	}
 	return nil
-}
-
-// parseHintName returns the segment id in a hint file name.
-func parseHintName(name string) (uint64, bool) {
-	base, ok := strings.CutSuffix(name, segment.HintSuffix)
-	if !ok {
-		return 0, false
-	}
-	return segment.ParseFileName(base + segment.Suffix)
-}
-
-// readBounded reads a whole file that must not exceed limit bytes, so that
-// a damaged or hostile file costs an error, not memory.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d expected", segment.ErrCorrupt, fi.Size(), limit)
-	}
-	b := make([]byte, fi.Size())
-	_, err = io.ReadFull(f, b)
-	return b, err
 }

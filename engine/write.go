@@ -190,12 +190,18 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 			return err
 		}
 	}
+	room := c.activeRoomLocked()
 	for _, r := range group {
 		for i := range r.ops {
 			o := &r.ops[i]
 			rec := segment.Record{Kind: o.kind, Seq: c.nextSeq, Expiry: o.expiry, Key: o.key, Value: o.value}
 			size := int64(rec.Size())
-			if used := c.active.Size() + int64(c.active.Buffered()); used > segment.HeaderSize && used+size > c.opts.SegmentSize {
+			// Roll when the segment is full, and also when the record
+			// would end past the active segment's mapping (a record larger
+			// than SegmentSize as the first of a segment): it could not be
+			// read back.
+			if used := c.active.Size() + int64(c.active.Buffered()); used+size > room ||
+				(used > segment.HeaderSize && used+size > c.opts.SegmentSize) {
 				if err := c.active.Flush(); err != nil {
 					return c.writeError(err)
 				}
@@ -203,6 +209,7 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 				if err := c.rollLocked(size); err != nil {
 					return err
 				}
+				room = c.activeRoomLocked()
 			}
 			off := c.active.Append(&rec)
 			c.nextSeq++
@@ -224,6 +231,14 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 	}
 	c.flushed = len(c.pending)
 	return nil
+}
+
+// activeRoomLocked returns how many bytes of the active segment are
+// mapped: every record must end within them. Callers hold writeMu.
+func (c *Cache) activeRoomLocked() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return int64(c.maps[uint32(c.active.ID())].Len())
 }
 
 func (c *Cache) writeError(err error) error {

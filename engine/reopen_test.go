@@ -1,0 +1,261 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kennel-cache/kennel/engine"
+)
+
+// TestMain lets the test binary play a child process's role: tests that
+// need a process to die re-execute os.Args[0] with KENNEL_TEST_CHILD set
+// (the stdlib filelock_test pattern).
+func TestMain(m *testing.M) {
+	if role := os.Getenv("KENNEL_TEST_CHILD"); role != "" {
+		os.Exit(runChild(role, os.Getenv("KENNEL_TEST_DIR")))
+	}
+	code := m.Run()
+	removeBenchTemplates()
+	os.Exit(code)
+}
+
+func runChild(role, dir string) int {
+	switch role {
+	case "sync-then-write":
+		return childSyncThenWrite(dir)
+	}
+	fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
+	return 2
+}
+
+const syncedKeys = 500
+
+func syncedKey(i int) string { return fmt.Sprintf("synced-%04d", i) }
+func afterKey(i int) string  { return fmt.Sprintf("after-%07d", i) }
+
+// childSyncThenWrite writes syncedKeys keys, syncs them, says "synced",
+// then writes more keys without syncing, saying "writing" after the first
+// thousand, until it is killed.
+func childSyncThenWrite(dir string) int {
+	c, err := engine.Open(dir, engine.Options{SegmentSize: 64 << 10, Sync: engine.SyncNever})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for i := range syncedKeys {
+		k := syncedKey(i)
+		if err := c.Set([]byte(k), []byte(value(k, i, 100))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if err := c.Sync(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("synced")
+	for i := 0; i < 2_000_000; i++ {
+		k := afterKey(i)
+		if err := c.Set([]byte(k), []byte(value(k, i, 100))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if i == 1000 {
+			fmt.Println("writing")
+		}
+	}
+	select {} // wait to be killed
+}
+
+// TestSyncedSurvivesKill: a child process writes, calls Sync, goes on
+// writing and is killed with SIGKILL mid-write. Reopening (the kernel
+// dropped its lock) finds every synced write, and every later write that
+// reached the page cache, in order and whole.
+func TestSyncedSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KENNEL_TEST_CHILD=sync-then-write", "KENNEL_TEST_DIR="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	for _, want := range []string{"synced", "writing"} {
+		select {
+		case line, ok := <-lines:
+			if !ok || line != want {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child said %q (open %v), want %q; stderr:\n%s", line, ok, want, stderr.String())
+			}
+		case <-time.After(2 * time.Minute):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child did not say %q; stderr:\n%s", want, stderr.String())
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	err = cmd.Wait()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
+		t.Fatalf("child ended with %v, want death by signal; stderr:\n%s", err, stderr.String())
+	}
+
+	c := openCache(t, dir, smallOptions())
+	for i := range syncedKeys {
+		k := syncedKey(i)
+		wantValue(t, c, k, value(k, i, 100))
+	}
+	// Later writes are a prefix of what the child wrote, each one whole.
+	after := 0
+	for ; ; after++ {
+		k := afterKey(after)
+		v, err := c.Get([]byte(k))
+		if errors.Is(err, engine.ErrNotFound) {
+			break
+		}
+		if err != nil || string(v) != value(k, after, 100) {
+			t.Fatalf("Get(%q) = %.30q, %v", k, v, err)
+		}
+	}
+	if after <= 1000 {
+		t.Fatalf("only %d unsynced writes found; the child had made more than 1000", after)
+	}
+	if n := c.Len(); n != syncedKeys+after {
+		t.Fatalf("Len = %d, want %d synced + %d later writes", n, syncedKeys, after)
+	}
+	t.Logf("%d writes after the sync survived the kill", after)
+	// The recovered cache takes writes and keeps them.
+	mustSet(t, c, "after-recovery", "yes")
+	mustClose(t, c)
+	c = openCache(t, dir, smallOptions())
+	wantValue(t, c, "after-recovery", "yes")
+	if n := c.Len(); n != syncedKeys+after+1 {
+		t.Fatalf("Len = %d after a second reopen, want %d", n, syncedKeys+after+1)
+	}
+}
+
+// TestReopen applies random writes in rounds, across many segments, and
+// reopens between rounds, with the hint files kept or deleted: the cache
+// holds exactly what was written.
+func TestReopen(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 3))
+	dir := t.TempDir()
+	model := map[string]string{}
+	n := 0
+	for round := range 6 {
+		c := openCache(t, dir, smallOptions())
+		checkModel(t, c, model)
+		for range 400 {
+			k := fmt.Sprintf("key-%03d", rng.IntN(300))
+			n++
+			switch r := rng.IntN(10); {
+			case r < 7:
+				v := value(k, n, rng.IntN(300))
+				mustSet(t, c, k, v)
+				model[k] = v
+			case r < 8:
+				v := value(k, n, rng.IntN(300))
+				if err := c.SetWithTTL([]byte(k), []byte(v), 1000*time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				model[k] = v
+			default:
+				mustDelete(t, c, k)
+				delete(model, k)
+			}
+		}
+		checkModel(t, c, model)
+		st := c.Stats()
+		mustClose(t, c)
+		// The byte accounting rebuilt on open matches the one kept while
+		// writing.
+		c = openCache(t, dir, smallOptions())
+		if st2 := c.Stats(); st2.LiveBytes != st.LiveBytes || st2.DeadBytes != st.DeadBytes || st2.Keys != st.Keys {
+			t.Fatalf("round %d: before Close %d keys, live %d, dead %d bytes; after reopen %d keys, live %d, dead %d",
+				round, st.Keys, st.LiveBytes, st.DeadBytes, st2.Keys, st2.LiveBytes, st2.DeadBytes)
+		}
+		mustClose(t, c)
+
+		segs, hints := files(t, dir, ".seg"), files(t, dir, ".hint")
+		if len(hints) != len(segs)-1 {
+			t.Fatalf("round %d: %d segments and %d hints after Close, want a hint for every segment but the active one", round, len(segs), len(hints))
+		}
+		if round%2 == 1 {
+			removeHints(t, dir)
+		}
+	}
+	if segs := files(t, dir, ".seg"); len(segs) < 20 {
+		t.Fatalf("only %d segments: the test should roll many", len(segs))
+	}
+	c := openCache(t, dir, smallOptions())
+	checkModel(t, c, model)
+}
+
+// TestReopenManySegments fills many segments and reopens from hints, then
+// from scans alone, then from a mix.
+func TestReopenManySegments(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, smallOptions())
+	model := map[string]string{}
+	for i := range 3000 {
+		k := fmt.Sprintf("k%05d", i)
+		model[k] = value(k, i, 50+i%150)
+		mustSet(t, c, k, model[k])
+	}
+	mustClose(t, c)
+	segs := files(t, dir, ".seg")
+	if len(segs) < 50 {
+		t.Fatalf("%d segments, want at least 50", len(segs))
+	}
+
+	c = openCache(t, dir, smallOptions())
+	checkModel(t, c, model)
+	mustClose(t, c)
+
+	if n := removeHints(t, dir); n != len(segs)-1 {
+		t.Fatalf("%d hints for %d segments", n, len(segs))
+	}
+	c = openCache(t, dir, smallOptions())
+	checkModel(t, c, model)
+	if s := c.Stats(); s.Corruptions != 0 {
+		t.Fatalf("Stats.Corruptions = %d on a clean directory", s.Corruptions)
+	}
+	mustClose(t, c)
+
+	// Half the hints missing.
+	for i, h := range files(t, dir, ".hint") {
+		if i%2 == 0 {
+			if err := os.Remove(filepath.Join(dir, h)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c = openCache(t, dir, smallOptions())
+	checkModel(t, c, model)
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/segment"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -438,6 +439,27 @@ func TestTempFilesRemoved(t *testing.T) {
 		t.Fatalf("temporary file survived Open: %v", err)
 	}
 	wantValue(t, c, "k", "v")
+}
+
+// TestRefusedOpenChangesNothing: a directory refused because one of its
+// segments has a newer format keeps everything, temporary files included.
+func TestRefusedOpenChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, smallOptions())
+	mustSet(t, c, "k", "v")
+	mustClose(t, c)
+	newer := segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion + 1, ID: 7})
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(7)), newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "0000000000000001.hint.tmp-1"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := dirState(t, dir)
+	if _, err := engine.Open(dir, smallOptions()); !errors.Is(err, engine.ErrIncompatible) {
+		t.Fatalf("Open with a newer segment: %v, want ErrIncompatible", err)
+	}
+	requireNoChange(t, dir, before)
 }
 
 // TestMaxKeySize stores keys of the largest size the options allow, and

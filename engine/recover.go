@@ -45,15 +45,12 @@ func (c *Cache) recover() error {
 		return fmt.Errorf("kennel: read directory: %w", err)
 	}
 	var ids []uint64
+	var temps []string // removed once the directory is known to be ours to write
 	hints := make(map[uint64]bool)
 	for _, e := range entries {
 		name := e.Name()
 		if isTemp(name) {
-			if c.opts.ReadOnly {
-				continue
-			}
-			c.log.Info("removing temporary file left by a crash", "file", name)
-			os.Remove(filepath.Join(c.dir, name))
+			temps = append(temps, name)
 			continue
 		}
 		if id, ok := segment.ParseFileName(name); ok {
@@ -88,6 +85,10 @@ func (c *Cache) recover() error {
 
 	if c.opts.ReadOnly {
 		return nil
+	}
+	for _, name := range temps {
+		c.log.Info("removing temporary file left by a crash", "file", name)
+		os.Remove(filepath.Join(c.dir, name))
 	}
 	if lastMapped && last.clean && !last.sealed {
 		id := ids[len(ids)-1]
@@ -134,12 +135,12 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 		herr = fmt.Errorf("%w: header says segment %d", ErrCorrupt, h.ID)
 	}
 	if herr != nil {
+		if errors.Is(herr, segment.ErrVersion) {
+			return loaded{}, false, fmt.Errorf("%w: segment %d: %v", ErrIncompatible, id, herr)
+		}
 		if isLast && size <= segment.HeaderSize && !c.opts.ReadOnly {
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
 			return loaded{}, false, os.Remove(path)
-		}
-		if errors.Is(herr, segment.ErrVersion) {
-			return loaded{}, false, fmt.Errorf("%w: segment %d: %v", ErrIncompatible, id, herr)
 		}
 		c.reportCorrupt("unreadable segment header; segment skipped", "segment", id, "err", herr)
 		return loaded{}, false, nil
@@ -235,36 +236,43 @@ func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, 
 func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, key []byte, off, size uint32, seq uint64, expiry int64) {
 	rb.maxSeq = max(rb.maxSeq, seq)
 	seg := uint32(m.ID())
-	old, exists := c.idx.Get(key)
-	if exists && old.Seg == seg && old.Offset == off {
-		return // the same record, seen again (a hint that failed half way)
-	}
-	if exists && c.maps[old.Seg].Seq(old.Offset) > seq {
-		c.addDead(seg, size) // an older record
-		return
-	}
 	if kind == segment.KindDelete {
 		c.addDead(seg, size)
-		if exists {
-			c.idx.Delete(key)
-			c.forget(old)
+		if old, exists := c.idx.Delete(key); exists {
+			if c.maps[old.Seg].Seq(old.Offset) > seq {
+				c.idx.Put(old) // the tombstone is older than the value: undo
+			} else {
+				c.forget(old)
+			}
 		}
 		if seq > rb.deleted[string(key)] {
 			rb.deleted[string(key)] = seq
 		}
 		return
 	}
-	if dseq, ok := rb.deleted[string(key)]; ok && dseq > seq {
-		c.addDead(seg, size)
-		return
+	if len(rb.deleted) > 0 {
+		if dseq, ok := rb.deleted[string(key)]; ok && dseq > seq {
+			c.addDead(seg, size)
+			return
+		}
 	}
+	// One descent in the common case (a key seen for the first time); a
+	// replaced entry that turns out newer is put back.
 	e := index.NewEntry(key)
 	e.Expiry, e.Seg, e.Offset, e.Size, e.Kind = expiry, seg, off, size, uint8(kind)
-	c.idx.Put(e)
-	if exists {
+	old, exists := c.idx.Put(e)
+	switch {
+	case !exists:
+		c.remember(e)
+	case old.Seg == seg && old.Offset == off:
+		// the same record, seen again (a hint that failed half way)
+	case c.maps[old.Seg].Seq(old.Offset) > seq:
+		c.idx.Put(old)
+		c.addDead(seg, size) // an older record
+	default:
 		c.forget(old)
+		c.remember(e)
 	}
-	c.remember(e)
 }
 
 // segUsage is the byte accounting of one segment.

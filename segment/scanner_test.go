@@ -83,8 +83,10 @@ func TestScannerClean(t *testing.T) {
 	s := NewScanner(data, HeaderSize)
 	for s.Next() {
 	}
-	if s.Next() || s.Next() {
-		t.Fatalf("Next after the end returned true")
+	for range 2 {
+		if s.Next() {
+			t.Fatalf("Next after the end returned true")
+		}
 	}
 }
 

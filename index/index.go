@@ -103,8 +103,11 @@ func compare(a, b *Entry) int {
 func less(a, b Entry) bool { return compare(&a, &b) < 0 }
 
 // Degree is the B-tree's degree: nodes hold between Degree-1 and 2*Degree-1
-// entries. See the package documentation for how it was chosen.
-const Degree = 32
+// entries. Measured at 1M keys (index BenchmarkGet and BenchmarkHeapPerKey):
+// heap per key 82.3 / 81.7 / 69.3 / 67.8 bytes at degree 16 / 32 / 64 / 128,
+// lookups 1.66 / 1.56 / 1.61 / 1.73 µs. 64 is the smallest degree that keeps
+// the index under 80 bytes per key, at lookup cost within noise of the best.
+const Degree = 64
 
 // Index maps keys to the location of their newest record, in key order.
 //

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +17,19 @@ import (
 
 // rebuild carries state that only matters while the index is rebuilt.
 type rebuild struct {
-	// deleted holds the sequence number of each tombstone applied, so that
-	// an older put found later (in a segment compaction wrote after the
-	// tombstone) does not bring the key back.
-	deleted map[string]uint64
-	maxSeq  uint64
+	// recs holds every record found, whatever its segment; buildIndex
+	// sorts them by key and keeps the highest sequence number of each.
+	recs   []recovered
+	maxSeq uint64
 	// hints to write for sealed segments that had none.
 	hints map[uint64][]byte
+}
+
+// recovered is one record found on open: its would-be index entry and its
+// sequence number.
+type recovered struct {
+	entry index.Entry
+	seq   uint64
 }
 
 // loaded says how a segment's load ended.
@@ -64,7 +71,7 @@ func (c *Cache) recover() error {
 		return fmt.Errorf("%w: segment id %d exceeds this kennel's limit", ErrIncompatible, ids[len(ids)-1])
 	}
 
-	rb := &rebuild{deleted: make(map[string]uint64), hints: make(map[uint64][]byte)}
+	rb := &rebuild{hints: make(map[uint64][]byte)}
 	var last loaded
 	lastMapped := false
 	for i, id := range ids {
@@ -77,6 +84,7 @@ func (c *Cache) recover() error {
 			last, lastMapped = l, mapped
 		}
 	}
+	c.buildIndex(rb)
 	c.nextSeq = rb.maxSeq + 1
 	c.nextSegID = 1
 	if len(ids) > 0 {
@@ -176,6 +184,7 @@ func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (in
 	if err != nil {
 		return 0, err
 	}
+	before := len(rb.recs)
 	hh, err := segment.DecodeHint(b, func(e segment.HintEntry) error {
 		if int64(e.Offset)+int64(e.Size) > size {
 			return fmt.Errorf("%w: hint entry past the end of segment %d", ErrCorrupt, id)
@@ -185,6 +194,9 @@ func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (in
 	})
 	if err == nil && (hh.ID != id || hh.Length > size) {
 		err = fmt.Errorf("%w: hint of segment %d describes segment %d of %d bytes", ErrCorrupt, id, hh.ID, hh.Length)
+	}
+	if err != nil {
+		rb.recs = rb.recs[:before] // the segment is scanned instead
 	}
 	return hh.Length, err
 }
@@ -231,48 +243,48 @@ func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, 
 	return loaded{end: int64(end), size: size, clean: clean}
 }
 
-// applyRecovered applies one record found on disk: the highest sequence
-// number wins, whatever order segments are read in.
+// applyRecovered collects one record found on disk for buildIndex.
 func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, key []byte, off, size uint32, seq uint64, expiry int64) {
 	rb.maxSeq = max(rb.maxSeq, seq)
-	seg := uint32(m.ID())
-	if kind == segment.KindDelete {
-		c.addDead(seg, size)
-		if old, exists := c.idx.Delete(key); exists {
-			if c.maps[old.Seg].Seq(old.Offset) > seq {
-				c.idx.Put(old) // the tombstone is older than the value: undo
-			} else {
-				c.forget(old)
-			}
-		}
-		if seq > rb.deleted[string(key)] {
-			rb.deleted[string(key)] = seq
-		}
-		return
-	}
-	if len(rb.deleted) > 0 {
-		if dseq, ok := rb.deleted[string(key)]; ok && dseq > seq {
-			c.addDead(seg, size)
-			return
-		}
-	}
-	// One descent in the common case (a key seen for the first time); a
-	// replaced entry that turns out newer is put back.
 	e := index.NewEntry(key)
-	e.Expiry, e.Seg, e.Offset, e.Size, e.Kind = expiry, seg, off, size, uint8(kind)
-	old, exists := c.idx.Put(e)
-	switch {
-	case !exists:
-		c.remember(e)
-	case old.Seg == seg && old.Offset == off:
-		// the same record, seen again (a hint that failed half way)
-	case c.maps[old.Seg].Seq(old.Offset) > seq:
-		c.idx.Put(old)
-		c.addDead(seg, size) // an older record
-	default:
-		c.forget(old)
-		c.remember(e)
+	e.Expiry, e.Seg, e.Offset, e.Size, e.Kind = expiry, uint32(m.ID()), off, size, uint8(kind)
+	rb.recs = append(rb.recs, recovered{entry: e, seq: seq})
+}
+
+// buildIndex resolves the records found on open and bulk-loads the index:
+// for each key the highest sequence number wins, whatever segment holds it
+// (compaction may copy an old record into a newer segment), and a winning
+// tombstone means no value. Sorting first lets the index be loaded in key
+// order with full nodes (index.Load), which is faster than inserting records
+// one by one and leaves less of the tree empty.
+func (c *Cache) buildIndex(rb *rebuild) {
+	recs := rb.recs
+	slices.SortFunc(recs, func(a, b recovered) int {
+		if c := index.Compare(&a.entry, &b.entry); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	live := make([]index.Entry, 0, len(recs))
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && index.Compare(&recs[j].entry, &recs[i].entry) == 0 {
+			j++
+		}
+		win := recs[j-1]
+		for _, r := range recs[i : j-1] {
+			c.addDead(r.entry.Seg, r.entry.Size)
+		}
+		if segment.Kind(win.entry.Kind) == segment.KindDelete {
+			c.addDead(win.entry.Seg, win.entry.Size)
+		} else {
+			c.remember(win.entry)
+			live = append(live, win.entry)
+		}
+		i = j
 	}
+	rb.recs = nil
+	c.idx = index.Load(live)
 }
 
 // segUsage is the byte accounting of one segment.

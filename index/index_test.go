@@ -495,3 +495,36 @@ func BenchmarkGet(b *testing.B) {
 		})
 	}
 }
+
+// TestLoad: a bulk-loaded index holds exactly the entries given, in order,
+// and stays an ordinary index afterwards.
+func TestLoad(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 127, 128, 1000, 20_000} {
+		entries := make([]Entry, n)
+		for i := range entries {
+			entries[i] = NewEntry(fmt.Appendf(nil, "key-%08d-with-a-long-tail", i))
+			entries[i].Offset = uint32(i)
+		}
+		x := Load(entries)
+		if x.Len() != n {
+			t.Fatalf("n=%d: Len = %d", n, x.Len())
+		}
+		i := 0
+		x.Ascend(func(e Entry) bool {
+			if e.Offset != uint32(i) {
+				t.Fatalf("n=%d: entry %d has offset %d", n, i, e.Offset)
+			}
+			i++
+			return true
+		})
+		for i := range entries {
+			if e, ok := x.Get(entries[i].Key()); !ok || e.Offset != uint32(i) {
+				t.Fatalf("n=%d: Get(%q) = %v, %v", n, entries[i].Key(), e.Offset, ok)
+			}
+		}
+		x.Put(NewEntry([]byte("zzz")))
+		if _, ok := x.Delete([]byte("zzz")); !ok || x.Len() != n {
+			t.Fatalf("n=%d: Put/Delete after Load broke the index", n)
+		}
+	}
+}

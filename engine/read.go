@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/klauspost/compress/s2"
 
@@ -54,7 +55,31 @@ func (c *Cache) Has(key []byte) (bool, error) {
 
 // valueLocked reads, checks and copies out the value e points to. The caller
 // holds mu shared, or references on the mappings it passes.
-func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, error) {
+//
+// kennel never truncates a segment, but another program might: reading a
+// mapped page that the file no longer covers raises SIGBUS, which would
+// kill the process. The read runs with the runtime's panic-on-fault set, and
+// such a fault becomes ErrCorrupt for this read alone.
+func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (v []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if fault, ok := r.(interface{ Addr() uintptr }); ok {
+			err = fmt.Errorf("%w: segment %d offset %d: memory fault at %#x: the file is shorter than its records",
+				ErrCorrupt, e.Seg, e.Offset, fault.Addr())
+			c.reportCorrupt("segment file cut short under a reader", "segment", e.Seg, "offset", e.Offset)
+			v = nil
+			return
+		}
+		panic(r)
+	}()
+	return c.readValue(maps, e, key)
+}
+
+func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, error) {
 	m := maps[e.Seg]
 	if m == nil {
 		return nil, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)

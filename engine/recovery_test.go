@@ -496,3 +496,29 @@ func TestTruncatedSealedSegment(t *testing.T) {
 		})
 	}
 }
+
+// TestSegmentTruncatedUnderReader: another program cuts a sealed segment
+// short while the cache has it mapped. Reads of the lost records fail with
+// ErrCorrupt instead of killing the process with SIGBUS; other keys still
+// read.
+func TestSegmentTruncatedUnderReader(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, smallOptions())
+	for i := range 200 {
+		mustSet(t, c, fmt.Sprintf("k%03d", i), value("k", i, 100))
+	}
+	segs := files(t, dir, ".seg")
+	if len(segs) < 3 {
+		t.Fatalf("want several segments, have %v", segs)
+	}
+	if err := os.Truncate(filepath.Join(dir, segs[0]), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get([]byte("k000")); !errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("Get of a record in a truncated segment: %v, want ErrCorrupt", err)
+	}
+	wantValue(t, c, "k199", value("k", 199, 100))
+	if got := c.Stats().Corruptions; got == 0 {
+		t.Fatal("the fault was not counted")
+	}
+}

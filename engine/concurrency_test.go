@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/internal/testseed"
+
 	"github.com/kennel-cache/kennel/engine"
 )
 
@@ -40,7 +42,7 @@ func (w *written) has(k, v string) bool {
 // holds one of its values or none, and the reopened cache holds exactly
 // what the closed one did.
 func TestConcurrentOps(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	dir := t.TempDir()
 	c := openCache(t, dir, smallOptions())
 	const (

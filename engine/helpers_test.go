@@ -3,12 +3,10 @@ package engine_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,25 +15,6 @@ import (
 	"github.com/kennel-cache/kennel/engine"
 	"github.com/kennel-cache/kennel/segment"
 )
-
-var seedFlag = flag.Uint64("kennel.seed", 0, "seed of randomised engine tests (0: $KENNEL_SEED, else the clock)")
-
-// testSeed returns the seed of a randomised test and logs it, so that a
-// failure can be replayed with -kennel.seed or KENNEL_SEED.
-func testSeed(tb testing.TB) uint64 {
-	tb.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		if s, err := strconv.ParseUint(os.Getenv("KENNEL_SEED"), 10, 64); err == nil {
-			seed = s
-		}
-	}
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	tb.Logf("seed %d (replay with -kennel.seed=%d)", seed, seed)
-	return seed
-}
 
 // testClock is a clock the test moves by hand: TTLs expire without sleeping.
 type testClock struct{ ns atomic.Int64 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/internal/testseed"
+
 	"github.com/kennel-cache/kennel/engine"
 )
 
@@ -164,7 +166,7 @@ func TestSyncedSurvivesKill(t *testing.T) {
 // reopens between rounds, with the hint files kept or deleted: the cache
 // holds exactly what was written.
 func TestReopen(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testSeed(t), 3))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 3))
 	dir := t.TempDir()
 	model := map[string]string{}
 	n := 0

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/internal/testseed"
+
 	"github.com/kennel-cache/kennel/engine"
 )
 
 func TestScanPrefixOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testSeed(t), 2))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 2))
 	c := openCache(t, t.TempDir(), smallOptions())
 	keys := []string{
 		"a", "a\x00", "a\xff", "ab", "abc", "b", "user:1", "user:10", "user:2", "user;", "users",

@@ -3,29 +3,15 @@ package index
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kennel-cache/kennel/internal/testseed"
 )
-
-var seedFlag = flag.Uint64("index.seed", 0, "seed of randomised index tests (0: from the clock)")
-
-// testSeed returns the seed of a randomised test and logs it, so that a
-// failure can be replayed with -index.seed.
-func testSeed(tb testing.TB) uint64 {
-	tb.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	tb.Logf("seed %d (replay with -index.seed=%d)", seed, seed)
-	return seed
-}
 
 // entry makes an entry for key in segment seg, with a location derived from
 // the key so that a mix-up of entries shows.
@@ -246,7 +232,7 @@ func TestAscendPrefix(t *testing.T) {
 // straddle the entry's inline head, many sharing all of it, and random
 // prefixes as long.
 func TestAscendPrefixRandom(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testSeed(t), 1))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 1))
 	alphabet := []byte{0x00, 0x01, 'a', 0x7f, 0x80, 0xff}
 	bases := make([][]byte, 3)
 	for i := range bases {

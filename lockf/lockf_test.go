@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/internal/testseed"
+
 	"github.com/kennel-cache/kennel/lockf"
 )
 
@@ -686,7 +688,7 @@ func TestOpen(t *testing.T) {
 func TestRandomized(t *testing.T) {
 	f, path := openLockFile(t)
 	probe := openPath(t, path) // sees f's kernel locks from outside
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 
 	ranges := []lockf.Range{
 		{Start: 10, Len: 1}, {Start: 11, Len: 1}, {Start: 12, Len: 1},

@@ -2,28 +2,14 @@ package lockf_test
 
 import (
 	"errors"
-	"flag"
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
+
+	"github.com/kennel-cache/kennel/internal/testseed"
 
 	"github.com/kennel-cache/kennel/lockf"
 )
-
-var seedFlag = flag.Uint64("lockf.seed", 0, "seed for randomized lockf tests (0 picks one from the clock)")
-
-// testSeed returns the seed for a randomized test and logs it, so that a
-// failure can be replayed with -lockf.seed.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -lockf.seed=%d)", seed, seed)
-	return seed
-}
 
 func TestRangeValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -115,7 +101,7 @@ func TestKeyRangePinned(t *testing.T) {
 }
 
 func TestKeyRangeNeverReserved(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testSeed(t), 0))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 0))
 	key := make([]byte, 64)
 	for i := range 200000 {
 		key = key[:rng.IntN(len(key)+1)]

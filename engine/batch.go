@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kennel-cache/kennel/segment"
@@ -56,8 +57,9 @@ func (c *Cache) Write(b *Batch) error {
 	if c.opts.ReadOnly {
 		return ErrReadOnly
 	}
-	for i := range b.ops {
-		o := &b.ops[i]
+	ops := slices.Clone(b.ops) // compression must not change the batch
+	for i := range ops {
+		o := &ops[i]
 		var err error
 		switch t := b.ttls[i]; {
 		case o.kind == segment.KindDelete:
@@ -69,7 +71,9 @@ func (c *Cache) Write(b *Batch) error {
 				t.ttl = c.opts.DefaultTTL
 			}
 			o.expiry = c.expiry(t.ttl)
-			err = c.checkPut(o.key, o.value)
+			if err = c.checkPut(o.key, o.value); err == nil {
+				o.value, o.codec = c.compress(o.value)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("kennel: batch write %d: %w", i, err)
@@ -81,7 +85,7 @@ func (c *Cache) Write(b *Batch) error {
 		}
 		return nil
 	}
-	r := &request{ops: b.ops}
+	r := &request{ops: ops}
 	err := c.commit(r)
 	if err == nil {
 		for _, o := range b.ops {

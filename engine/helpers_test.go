@@ -209,7 +209,8 @@ type segRecord struct {
 	off, end int
 	kind     segment.Kind
 	key      string
-	value    string
+	value    string // as stored: compressed if codec says so
+	codec    segment.Codec
 }
 
 // scanFile returns the whole records of a segment file in order.
@@ -223,7 +224,7 @@ func scanFile(tb testing.TB, path string) []segRecord {
 	s := segment.NewScanner(data, segment.HeaderSize)
 	for s.Next() {
 		r := s.Record()
-		out = append(out, segRecord{s.Offset(), s.Offset() + s.Size(), r.Kind, string(r.Key), string(r.Value)})
+		out = append(out, segRecord{s.Offset(), s.Offset() + s.Size(), r.Kind, string(r.Key), string(r.Value), r.Codec})
 	}
 	if end, err := s.Stop(); err != nil {
 		tb.Fatalf("%s: stop at %d: %v", path, end, err)

@@ -37,6 +37,16 @@ func (p SyncPolicy) String() string {
 	return fmt.Sprintf("SyncPolicy(%d)", int(p))
 }
 
+// Compression selects how values are stored.
+type Compression int
+
+const (
+	// CompressS2 compresses values with klauspost/compress/s2 (default).
+	CompressS2 Compression = iota
+	// CompressNone stores values as they are.
+	CompressNone
+)
+
 // Options configure a cache. The zero value means defaults for every field.
 type Options struct {
 	// SegmentSize is the size at which the active segment is sealed and a
@@ -57,6 +67,20 @@ type Options struct {
 
 	// SyncInterval is the period of SyncInterval. Default 1 s.
 	SyncInterval time.Duration
+
+	// Compression says how values are stored: CompressS2 (the default)
+	// compresses values of CompressMinSize bytes or more with S2 when that
+	// saves at least an eighth; CompressNone stores every value as given.
+	// S2 over zstd, measured on cache-like JSON (BenchmarkCodec): at 1 KiB
+	// S2 decodes in 0.5 µs against zstd's 2.8 µs, encodes in 1.4 µs against
+	// 6.8 µs, and stores 49% of the bytes against 38%. Every Get pays the
+	// decode, so speed wins.
+	Compression Compression
+
+	// CompressMinSize is the smallest value that is compressed. Default
+	// 1 KiB: below it the record header and the call cost more than the
+	// few bytes saved.
+	CompressMinSize int
 
 	// MaxKeySize bounds key length. Default 4 KiB; at most 64 KiB.
 	MaxKeySize int
@@ -91,6 +115,7 @@ const (
 	defaultCacheSize    = 1 << 30
 	defaultSyncInterval = time.Second
 	defaultMaxKeySize   = 4 << 10
+	defaultCompressMin  = 1 << 10
 	defaultMaxValueSize = 64 << 20
 	defaultFileMode     = 0o600
 
@@ -112,6 +137,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = defaultSyncInterval
+	}
+	if o.CompressMinSize == 0 {
+		o.CompressMinSize = defaultCompressMin
 	}
 	if o.MaxKeySize == 0 {
 		o.MaxKeySize = defaultMaxKeySize
@@ -147,6 +175,10 @@ func (o *Options) validate() error {
 		return bad("unknown Sync policy %d", int(o.Sync))
 	case o.SyncInterval < 0:
 		return bad("SyncInterval %v is negative", o.SyncInterval)
+	case o.Compression < CompressS2 || o.Compression > CompressNone:
+		return bad("unknown Compression %d", int(o.Compression))
+	case o.CompressMinSize < 0:
+		return bad("CompressMinSize %d is negative", o.CompressMinSize)
 	case o.MaxKeySize < 0 || o.MaxKeySize > segment.MaxKeyLen:
 		return bad("MaxKeySize %d outside [1, %d]", o.MaxKeySize, segment.MaxKeyLen)
 	case o.MaxValueSize < 0 || o.MaxValueSize > segment.MaxValueLen:

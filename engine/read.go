@@ -95,7 +95,7 @@ func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []by
 	switch rec.Codec {
 	case segment.CodecS2:
 		n, err := s2.DecodedLen(rec.Value)
-		if err != nil || n > c.opts.MaxValueSize {
+		if err != nil || n > segment.MaxValueLen {
 			return nil, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
 		}
 		return s2.Decode(make([]byte, n), rec.Value)

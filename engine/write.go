@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/segment"
 )
@@ -14,6 +16,7 @@ import (
 // op is one write: a put or a delete of one key.
 type op struct {
 	kind   segment.Kind
+	codec  segment.Codec // how value is encoded
 	key    []byte
 	value  []byte
 	expiry int64 // unix nanos; 0 = never
@@ -64,7 +67,8 @@ func (c *Cache) put(key, value []byte, ttl time.Duration) error {
 		return err
 	}
 	r := requestPool.Get().(*request)
-	r.one[0] = op{kind: segment.KindPut, key: key, value: value, expiry: c.expiry(ttl)}
+	stored, codec := c.compress(value)
+	r.one[0] = op{kind: segment.KindPut, codec: codec, key: key, value: stored, expiry: c.expiry(ttl)}
 	r.ops = r.one[:]
 	err := c.commit(r)
 	*r = request{}
@@ -93,6 +97,20 @@ func (c *Cache) Delete(key []byte) error {
 		c.deletes.Add(1)
 	}
 	return err
+}
+
+// compress returns the bytes to store for value and their codec: value
+// itself when compression is off, the value is small, or S2 saves less than
+// an eighth of it (incompressible data is stored raw).
+func (c *Cache) compress(value []byte) ([]byte, segment.Codec) {
+	if c.opts.Compression != CompressS2 || len(value) < c.opts.CompressMinSize {
+		return value, segment.CodecNone
+	}
+	enc := s2.Encode(nil, value)
+	if len(enc) > len(value)-len(value)/8 {
+		return value, segment.CodecNone
+	}
+	return enc, segment.CodecS2
 }
 
 func (c *Cache) expiry(ttl time.Duration) int64 {
@@ -194,7 +212,7 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 	for _, r := range group {
 		for i := range r.ops {
 			o := &r.ops[i]
-			rec := segment.Record{Kind: o.kind, Seq: c.nextSeq, Expiry: o.expiry, Key: o.key, Value: o.value}
+			rec := segment.Record{Kind: o.kind, Codec: o.codec, Seq: c.nextSeq, Expiry: o.expiry, Key: o.key, Value: o.value}
 			size := int64(rec.Size())
 			// Roll when the segment is full, and also when the record
 			// would end past the active segment's mapping (a record larger

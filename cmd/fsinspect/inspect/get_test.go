@@ -22,7 +22,8 @@ func TestGetBinary(t *testing.T) {
 	for i := range value {
 		value[i] = byte(i * 7)
 	}
-	c, err := engine.Open(dir, engine.Options{})
+	// Stored raw, so that --meta's record size is header, key and value.
+	c, err := engine.Open(dir, engine.Options{Compression: engine.CompressNone})
 	if err != nil {
 		t.Fatal(err)
 	}

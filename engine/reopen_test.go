@@ -33,6 +33,8 @@ func runChild(role, dir string) int {
 	switch role {
 	case "sync-then-write":
 		return childSyncThenWrite(dir)
+	case "kill-loop":
+		return childKillLoop(dir)
 	}
 	fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
 	return 2

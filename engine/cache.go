@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -132,9 +133,10 @@ func (c *Cache) syncActiveLocked() error {
 	return nil
 }
 
-// syncLoop implements SyncInterval. It syncs under writeMu so that the sync
-// cannot race with a roll closing the file; writers wait for it at most once
-// per interval.
+// syncLoop implements SyncInterval. The fdatasync runs outside writeMu, so
+// writers never wait for it; a roll that closes the file meanwhile is safe
+// (the descriptor stays open until the sync returns, and the roll syncs the
+// segment itself). A failure seals the segment if it is still the active one.
 func (c *Cache) syncLoop() {
 	defer c.bg.Done()
 	t := time.NewTicker(c.opts.SyncInterval)
@@ -148,10 +150,21 @@ func (c *Cache) syncLoop() {
 				continue
 			}
 			c.writeMu.Lock()
-			if !c.closed.Load() {
-				c.syncActiveLocked() // logged; the next write rolls
-			}
+			w := c.active
+			skip := c.closed.Load() || c.mustRoll
+			c.dirty.Store(false)
 			c.writeMu.Unlock()
+			if skip {
+				continue
+			}
+			if err := w.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+				c.writeMu.Lock()
+				if c.active == w {
+					c.mustRoll = true
+				}
+				c.writeMu.Unlock()
+				c.log.Error("interval sync failed; sealing segment", "segment", w.ID(), "err", err)
+			}
 		}
 	}
 }

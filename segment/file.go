@@ -140,7 +140,8 @@ func fdatasync(f *os.File) error {
 	if err := rc.Control(func(fd uintptr) {
 		serr = ignoringEINTR(func() error { return unix.Fdatasync(int(fd)) })
 	}); err != nil {
-		return err
+		// Control fails only when the file was closed first.
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: os.ErrClosed}
 	}
 	if serr != nil {
 		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}

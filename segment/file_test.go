@@ -282,3 +282,18 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatalf("WriteFileAtomic into a missing directory succeeded")
 	}
 }
+
+// TestSyncClosed: syncing a writer whose file a roll already closed says
+// so with os.ErrClosed, which the engine's interval syncer ignores.
+func TestSyncClosed(t *testing.T) {
+	w, err := Create(t.TempDir(), 1, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Sync after Close: %v, want os.ErrClosed", err)
+	}
+}

@@ -51,8 +51,11 @@ func (b *Batch) add(kind segment.Kind, key, value []byte, ttl batchTTL) {
 
 // Write applies every write of the batch, in order, as one group: readers
 // see none of them or all of them. Every write is checked first; if one is
-// invalid, nothing is written. After a crash, a prefix of a batch that had
-// not been synced may survive, in order.
+// invalid, nothing is written. If the disk fails part-way (a batch larger
+// than what is left of a segment is split by a roll), the writes that reached
+// the file before the failure are applied and Write returns the error.
+// After a crash, a prefix of a batch that had not been synced may survive,
+// in order.
 func (c *Cache) Write(b *Batch) error {
 	if c.opts.ReadOnly {
 		return ErrReadOnly

@@ -50,7 +50,7 @@ func (c *Cache) Has(key []byte) (bool, error) {
 		return false, ErrClosed
 	}
 	e, ok := c.idx.Get(key)
-	return ok && !e.Expired(c.now()), nil
+	return ok && (e.Expiry == 0 || !e.Expired(c.now())), nil
 }
 
 // valueLocked reads, checks and copies out the value e points to. The caller

@@ -49,18 +49,8 @@ func TestKillLoop(t *testing.T) {
 	model := make(map[string]string) // acknowledged state; absent = no value
 	next := 0
 	for cycle := range *killCycles {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "KENNEL_TEST_CHILD=kill-loop", "KENNEL_TEST_DIR="+dir,
+		cmd, stdout, stderr := startChild(t, "kill-loop", dir,
 			"KENNEL_KILL_SEED="+strconv.FormatUint(seed, 10), "KENNEL_KILL_START="+strconv.Itoa(next))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		killAfter := time.Duration(20+rng.IntN(200)) * time.Millisecond
 		timer := time.AfterFunc(killAfter, func() { cmd.Process.Kill() })
 		inFlight := -1
@@ -88,7 +78,7 @@ func TestKillLoop(t *testing.T) {
 			}
 		}
 		timer.Stop()
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
 			t.Fatalf("cycle %d: child ended with %v, want death by SIGKILL; stderr:\n%s", cycle, err, stderr.String())
 		}

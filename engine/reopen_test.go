@@ -2,13 +2,14 @@ package engine_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,25 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	removeBenchTemplates()
 	os.Exit(code)
+}
+
+// startChild re-executes the test binary in a child role on dir, with
+// extra environment, and returns it running with its stdout piped and its
+// stderr collected.
+func startChild(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"KENNEL_TEST_CHILD=" + role, "KENNEL_TEST_DIR=" + dir}, env...)...)
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, stdout, stderr
 }
 
 func runChild(role, dir string) int {
@@ -85,17 +105,7 @@ func childSyncThenWrite(dir string) int {
 // reached the page cache, in order and whole.
 func TestSyncedSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "KENNEL_TEST_CHILD=sync-then-write", "KENNEL_TEST_DIR="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startChild(t, "sync-then-write", dir)
 	lines := make(chan string)
 	go func() {
 		s := bufio.NewScanner(stdout)
@@ -125,7 +135,7 @@ func TestSyncedSurvivesKill(t *testing.T) {
 		for range lines {
 		}
 	}()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
 		t.Fatalf("child ended with %v, want death by signal; stderr:\n%s", err, stderr.String())
 	}

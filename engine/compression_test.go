@@ -19,21 +19,25 @@ func TestCompression(t *testing.T) {
 	incompressible := make([]byte, 6000)
 	rand.Read(incompressible)
 	small := bytes.Repeat([]byte("ab"), 100) // compressible but below 1 KiB
+	// Large values: the first is tried on a sample and found incompressible.
+	largeCompressible := bytes.Repeat(compressible, 50)
+	largeIncompressible := make([]byte, 300_000)
+	rand.Read(largeIncompressible)
 
 	for _, tc := range []struct {
 		name      string
 		opts      engine.Options
 		wantCodec map[string]segment.Codec
 	}{
-		{"default", engine.Options{}, map[string]segment.Codec{"c": segment.CodecS2, "i": segment.CodecNone, "s": segment.CodecNone}},
-		{"none", engine.Options{Compression: engine.CompressNone}, map[string]segment.Codec{"c": segment.CodecNone, "i": segment.CodecNone, "s": segment.CodecNone}},
-		{"min 100", engine.Options{CompressMinSize: 100}, map[string]segment.Codec{"c": segment.CodecS2, "i": segment.CodecNone, "s": segment.CodecS2}},
+		{"default", engine.Options{}, map[string]segment.Codec{"c": segment.CodecS2, "i": segment.CodecNone, "s": segment.CodecNone, "C": segment.CodecS2, "I": segment.CodecNone}},
+		{"none", engine.Options{Compression: engine.CompressNone}, map[string]segment.Codec{"c": segment.CodecNone, "i": segment.CodecNone, "s": segment.CodecNone, "C": segment.CodecNone, "I": segment.CodecNone}},
+		{"min 100", engine.Options{CompressMinSize: 100}, map[string]segment.Codec{"c": segment.CodecS2, "i": segment.CodecNone, "s": segment.CodecS2, "C": segment.CodecS2, "I": segment.CodecNone}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			values := map[string][]byte{"c": compressible, "i": incompressible, "s": small}
+			values := map[string][]byte{"c": compressible, "i": incompressible, "s": small, "C": largeCompressible, "I": largeIncompressible}
 			c := openCache(t, dir, tc.opts)
-			for _, k := range []string{"c", "i"} {
+			for _, k := range []string{"c", "i", "C", "I"} {
 				if err := c.Set([]byte(k), values[k]); err != nil {
 					t.Fatal(err)
 				}

@@ -332,15 +332,7 @@ func TestOpenForeignDirectory(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := dirState(t, dir)
-	c, err := engine.Open(dir, smallOptions())
-	if !errors.Is(err, engine.ErrNotKennelDir) {
-		if err == nil {
-			c.Close()
-		}
-		t.Fatalf("Open of a foreign directory: %v, want ErrNotKennelDir", err)
-	}
-	requireNoChange(t, dir, before)
+	requireOpenRefused(t, dir, engine.ErrNotKennelDir, "of a foreign directory")
 }
 
 func TestOpenIncompatibleFormat(t *testing.T) {
@@ -351,15 +343,7 @@ func TestOpenIncompatibleFormat(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "KENNEL"), []byte("kennel format 2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := dirState(t, dir)
-	c, err := engine.Open(dir, smallOptions())
-	if !errors.Is(err, engine.ErrIncompatible) {
-		if err == nil {
-			c.Close()
-		}
-		t.Fatalf("Open of a format 2 directory: %v, want ErrIncompatible", err)
-	}
-	requireNoChange(t, dir, before)
+	requireOpenRefused(t, dir, engine.ErrIncompatible, "of a format 2 directory")
 }
 
 func TestOpenGarbledFormatFile(t *testing.T) {
@@ -455,11 +439,7 @@ func TestRefusedOpenChangesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "0000000000000001.hint.tmp-1"), []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := dirState(t, dir)
-	if _, err := engine.Open(dir, smallOptions()); !errors.Is(err, engine.ErrIncompatible) {
-		t.Fatalf("Open with a newer segment: %v, want ErrIncompatible", err)
-	}
-	requireNoChange(t, dir, before)
+	requireOpenRefused(t, dir, engine.ErrIncompatible, "with a newer segment")
 }
 
 // TestMaxKeySize stores keys of the largest size the options allow, and

@@ -241,3 +241,18 @@ func value(key string, n, size int) string {
 	}
 	return string(b)
 }
+
+// requireOpenRefused checks that Open of dir fails with want (what names the
+// case in the message) and leaves every file of dir as it was.
+func requireOpenRefused(tb testing.TB, dir string, want error, what string) {
+	tb.Helper()
+	before := dirState(tb, dir)
+	c, err := engine.Open(dir, smallOptions())
+	if !errors.Is(err, want) {
+		if err == nil {
+			c.Close()
+		}
+		tb.Fatalf("Open %s: %v, want %v", what, err, want)
+	}
+	requireNoChange(tb, dir, before)
+}

@@ -85,6 +85,16 @@ func (w *Writer) ID() uint64 { return w.id }
 // once buffered records are flushed.
 func (w *Writer) Size() int64 { return w.size }
 
+// SetSize moves the write position to size, which must hold no buffered
+// records: another process appended to the segment, and the next record
+// lands after its records.
+func (w *Writer) SetSize(size int64) {
+	if len(w.buf) != 0 {
+		panic("segment: SetSize with buffered records")
+	}
+	w.size = size
+}
+
 // Buffered returns the number of encoded bytes waiting for Flush.
 func (w *Writer) Buffered() int { return len(w.buf) }
 

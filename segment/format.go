@@ -45,9 +45,14 @@ const (
 	KindDelete Kind = 2
 	// KindPutSidecar stores a descriptor of a sidecar file holding the value.
 	KindPutSidecar Kind = 3
+	// KindSeal ends a segment: it has no key and no value, and nothing after
+	// it is a record. A segment is sealed with one when it is rolled, so that
+	// bytes a dead writer left past the last published record are never read
+	// as records by another process or a later scan.
+	KindSeal Kind = 4
 )
 
-func (k Kind) valid() bool { return k >= KindPut && k <= KindPutSidecar }
+func (k Kind) valid() bool { return k >= KindPut && k <= KindSeal }
 
 func (k Kind) String() string {
 	switch k {
@@ -57,6 +62,8 @@ func (k Kind) String() string {
 		return "delete"
 	case KindPutSidecar:
 		return "put-sidecar"
+	case KindSeal:
+		return "seal"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -131,6 +138,17 @@ func DecodeHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
+// Record flags (the byte at offset 3 of a record).
+const (
+	// FlagFresh says an 8-byte fresh-until time follows the header.
+	FlagFresh = 1 << 0
+
+	knownFlags = FlagFresh
+)
+
+// freshLen is the size of the optional fresh-until field.
+const freshLen = 8
+
 // Record is one decoded log record. Key and Value alias the buffer they were
 // decoded from.
 type Record struct {
@@ -138,26 +156,41 @@ type Record struct {
 	Codec  Codec
 	Seq    uint64 // sequence number: on rebuild the highest wins
 	Expiry int64  // unix nanoseconds; 0 means never
-	Key    []byte
-	Value  []byte // stored bytes (compressed if Codec says so)
+	// Fresh is when the value turns stale (unix nanoseconds; 0 means it stays
+	// fresh until it expires). GetOrCreate stores it; a stale value is still
+	// served while one caller regenerates it. It costs 8 bytes only in the
+	// records that carry it.
+	Fresh int64
+	Key   []byte
+	Value []byte // stored bytes (compressed if Codec says so)
 }
 
 // Size is the record's encoded length.
-func (r *Record) Size() int { return RecordHeaderSize + len(r.Key) + len(r.Value) }
+func (r *Record) Size() int {
+	n := RecordHeaderSize + len(r.Key) + len(r.Value)
+	if r.Fresh != 0 {
+		n += freshLen
+	}
+	return n
+}
+
+// SealRecord returns the record that ends a segment.
+func SealRecord(seq uint64) Record { return Record{Kind: KindSeal, Seq: seq} }
 
 // Record layout (all integers little endian):
 //
-//	+--------+------+-------+----------+---------+---------+---------+---------+----------+-----+-------+
-//	| marker | kind | codec | reserved | key len | val len | seq     | expiry  | checksum | key | value |
-//	| 0xB7   | u8   | u8    | u8 (0)   | u32     | u32     | u64     | i64     | u64      |     |       |
-//	+--------+------+-------+----------+---------+---------+---------+---------+----------+-----+-------+
-//	0        1      2       3          4         8         12        20        28         36
+//	+--------+------+-------+-------+---------+---------+-----+--------+----------+---------+-----+-------+
+//	| marker | kind | codec | flags | key len | val len | seq | expiry | checksum | [fresh] | key | value |
+//	| 0xB7   | u8   | u8    | u8    | u32     | u32     | u64 | i64    | u64      | i64     |     |       |
+//	+--------+------+-------+-------+---------+---------+-----+--------+----------+---------+-----+-------+
+//	0        1      2       3       4         8         12    20       28         36
 //
-// checksum is xxhash64 over bytes [0, 28) of the header, then key, then value.
+// fresh is present only when flags has FlagFresh. checksum is xxhash64 over
+// bytes [0, 28) of the header, then everything after the header.
 const (
 	offKind     = 1
 	offCodec    = 2
-	offReserved = 3
+	offFlags    = 3
 	offKeyLen   = 4
 	offValLen   = 8
 	offSeq      = 12
@@ -168,12 +201,19 @@ const (
 // AppendRecord encodes r after dst and returns the extended slice.
 func AppendRecord(dst []byte, r *Record) []byte {
 	start := len(dst)
-	dst = append(dst, Marker, byte(r.Kind), byte(r.Codec), 0)
+	var flags byte
+	if r.Fresh != 0 {
+		flags |= FlagFresh
+	}
+	dst = append(dst, Marker, byte(r.Kind), byte(r.Codec), flags)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Key)))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Value)))
 	dst = binary.LittleEndian.AppendUint64(dst, r.Seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Expiry))
 	dst = append(dst, make([]byte, 8)...) // checksum, filled below
+	if r.Fresh != 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Fresh))
+	}
 	dst = append(dst, r.Key...)
 	dst = append(dst, r.Value...)
 	rec := dst[start:]
@@ -181,7 +221,7 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	return dst
 }
 
-// recordChecksum hashes the header up to the checksum field, then key and value.
+// recordChecksum hashes the header up to the checksum field, then the rest.
 func recordChecksum(rec []byte) uint64 {
 	var d xxhash.Digest
 	d.Reset()
@@ -205,18 +245,29 @@ func recordLen(h []byte) (int, error) {
 	if c := Codec(h[offCodec]); !c.valid() {
 		return 0, fmt.Errorf("%w: unknown codec %d", ErrCorrupt, h[offCodec])
 	}
-	if h[offReserved] != 0 {
-		return 0, fmt.Errorf("%w: reserved byte is %d", ErrCorrupt, h[offReserved])
+	flags := h[offFlags]
+	if flags&^knownFlags != 0 {
+		return 0, fmt.Errorf("%w: unknown record flags %#02x", ErrCorrupt, flags)
 	}
 	keyLen := binary.LittleEndian.Uint32(h[offKeyLen:])
 	valLen := binary.LittleEndian.Uint32(h[offValLen:])
+	if Kind(h[offKind]) == KindSeal {
+		if keyLen != 0 || valLen != 0 || flags != 0 || h[offCodec] != 0 {
+			return 0, fmt.Errorf("%w: seal record with a key, value or flags", ErrCorrupt)
+		}
+		return RecordHeaderSize, nil
+	}
 	if keyLen == 0 || keyLen > MaxKeyLen {
 		return 0, fmt.Errorf("%w: key length %d out of range", ErrCorrupt, keyLen)
 	}
 	if valLen > MaxValueLen {
 		return 0, fmt.Errorf("%w: value length %d out of range", ErrCorrupt, valLen)
 	}
-	return RecordHeaderSize + int(keyLen) + int(valLen), nil
+	n := RecordHeaderSize + int(keyLen) + int(valLen)
+	if flags&FlagFresh != 0 {
+		n += freshLen
+	}
+	return n, nil
 }
 
 // DecodeRecord decodes the record at the start of b and returns it with its
@@ -241,15 +292,20 @@ func DecodeRecord(b []byte) (Record, int, error) {
 	if recordChecksum(rec) != binary.LittleEndian.Uint64(rec[offChecksum:]) {
 		return Record{}, 0, fmt.Errorf("%w: record checksum mismatch", ErrCorrupt)
 	}
-	keyLen := int(binary.LittleEndian.Uint32(rec[offKeyLen:]))
-	return Record{
+	r := Record{
 		Kind:   Kind(rec[offKind]),
 		Codec:  Codec(rec[offCodec]),
 		Seq:    binary.LittleEndian.Uint64(rec[offSeq:]),
 		Expiry: int64(binary.LittleEndian.Uint64(rec[offExpiry:])),
-		Key:    rec[RecordHeaderSize : RecordHeaderSize+keyLen],
-		Value:  rec[RecordHeaderSize+keyLen:],
-	}, n, nil
+	}
+	body := rec[RecordHeaderSize:]
+	if rec[offFlags]&FlagFresh != 0 {
+		r.Fresh = int64(binary.LittleEndian.Uint64(body))
+		body = body[freshLen:]
+	}
+	keyLen := int(binary.LittleEndian.Uint32(rec[offKeyLen:]))
+	r.Key, r.Value = body[:keyLen:keyLen], body[keyLen:]
+	return r, n, nil
 }
 
 func allZero(b []byte) bool {

@@ -23,31 +23,39 @@ func testRecords() []Record {
 		{Kind: KindPutSidecar, Codec: CodecNone, Seq: 7, Expiry: 99, Key: []byte("sidecar"), Value: []byte("descriptor: 0123456789abcdef")},
 		{Kind: KindPut, Codec: CodecNone, Seq: 8, Key: bytes.Repeat([]byte{0xFF}, MaxKeyLen), Value: []byte("largest key")},
 		{Kind: KindPut, Codec: CodecNone, Seq: 9, Key: []byte("\x00binary\x00key\xff"), Value: bytes.Repeat([]byte{0}, 1000)},
+		{Kind: KindPut, Codec: CodecS2, Seq: 10, Expiry: 2_000, Fresh: 1_000, Key: []byte("fresh"), Value: []byte("stale after 1000")},
 	}
 }
 
 // handEncode encodes r from the layout drawn above AppendRecord, without
 // using the encoder, so that a change of the wire format fails this test.
 func handEncode(r Record) []byte {
-	b := make([]byte, 36+len(r.Key)+len(r.Value))
+	var fresh []byte
+	if r.Fresh != 0 {
+		fresh = binary.LittleEndian.AppendUint64(nil, uint64(r.Fresh))
+	}
+	b := make([]byte, 36+len(fresh)+len(r.Key)+len(r.Value))
 	b[0] = 0xB7
 	b[1] = byte(r.Kind)
 	b[2] = byte(r.Codec)
-	b[3] = 0
+	if fresh != nil {
+		b[3] = 1
+	}
 	binary.LittleEndian.PutUint32(b[4:], uint32(len(r.Key)))
 	binary.LittleEndian.PutUint32(b[8:], uint32(len(r.Value)))
 	binary.LittleEndian.PutUint64(b[12:], r.Seq)
 	binary.LittleEndian.PutUint64(b[20:], uint64(r.Expiry))
-	copy(b[36:], r.Key)
-	copy(b[36+len(r.Key):], r.Value)
-	sum := xxhash.Sum64(append(append(append([]byte(nil), b[:28]...), r.Key...), r.Value...))
+	copy(b[36:], fresh)
+	copy(b[36+len(fresh):], r.Key)
+	copy(b[36+len(fresh)+len(r.Key):], r.Value)
+	sum := xxhash.Sum64(append(append([]byte(nil), b[:28]...), b[36:]...))
 	binary.LittleEndian.PutUint64(b[28:], sum)
 	return b
 }
 
 func sameRecord(t testing.TB, got, want Record) {
 	t.Helper()
-	if got.Kind != want.Kind || got.Codec != want.Codec || got.Seq != want.Seq || got.Expiry != want.Expiry ||
+	if got.Kind != want.Kind || got.Codec != want.Codec || got.Seq != want.Seq || got.Expiry != want.Expiry || got.Fresh != want.Fresh ||
 		!bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) {
 		t.Fatalf("decoded %s/%s seq=%d expiry=%d key=%.20q (%d bytes) value %d bytes; want %s/%s seq=%d expiry=%d key=%.20q (%d bytes) value %d bytes",
 			got.Kind, got.Codec, got.Seq, got.Expiry, got.Key, len(got.Key), len(got.Value),
@@ -228,9 +236,10 @@ func TestDecodeRecordBounds(t *testing.T) {
 		{"lengths fit buffer, checksum fails", withLens(4, 4, 100), ErrCorrupt},
 		{"bad marker", append([]byte{0xB6}, valid[1:]...), ErrCorrupt},
 		{"kind zero", func() []byte { b := bytes.Clone(valid); b[offKind] = 0; return b }(), ErrCorrupt},
-		{"kind unknown", func() []byte { b := bytes.Clone(valid); b[offKind] = 4; return b }(), ErrCorrupt},
+		{"kind unknown", func() []byte { b := bytes.Clone(valid); b[offKind] = 5; return b }(), ErrCorrupt},
 		{"codec unknown", func() []byte { b := bytes.Clone(valid); b[offCodec] = 2; return b }(), ErrCorrupt},
-		{"reserved set", func() []byte { b := bytes.Clone(valid); b[offReserved] = 1; return b }(), ErrCorrupt},
+		{"unknown flag", func() []byte { b := bytes.Clone(valid); b[offFlags] = 2; return b }(), ErrCorrupt},
+		{"seal with a key", func() []byte { b := bytes.Clone(valid); b[offKind] = byte(KindSeal); return b }(), ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,10 +289,15 @@ func TestDecodeRecordFlippedByte(t *testing.T) {
 					switch {
 					case i == 0 && b[0] == 0:
 						want = ErrZeroed
-					case i >= offKeyLen && i < offSeq:
+					case i == offFlags || (i >= offKeyLen && i < offSeq):
+						// the flags byte also sets the length (FlagFresh)
 						kl := binary.LittleEndian.Uint32(b[offKeyLen:])
 						vl := binary.LittleEndian.Uint32(b[offValLen:])
-						if kl != 0 && kl <= MaxKeyLen && vl <= MaxValueLen && RecordHeaderSize+int(kl)+int(vl) > len(b) {
+						n := RecordHeaderSize + int(kl) + int(vl)
+						if b[offFlags]&FlagFresh != 0 {
+							n += freshLen
+						}
+						if b[offFlags]&^knownFlags == 0 && kl != 0 && kl <= MaxKeyLen && vl <= MaxValueLen && n > len(b) {
 							want = ErrTruncated
 						}
 					}
@@ -293,6 +307,36 @@ func TestDecodeRecordFlippedByte(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSealEndsScan: a scan stops after a seal record, whatever follows it,
+// and says so; the seal itself is not yielded.
+func TestSealEndsScan(t *testing.T) {
+	data := AppendHeader(nil, Header{Version: FormatVersion, ID: 1})
+	data = AppendRecord(data, &Record{Kind: KindPut, Seq: 1, Key: []byte("a"), Value: []byte("1")})
+	seal := SealRecord(2)
+	data = AppendRecord(data, &seal)
+	wantEnd := len(data)
+	// A whole record after the seal, as a dead writer may leave.
+	data = AppendRecord(data, &Record{Kind: KindPut, Seq: 3, Key: []byte("b"), Value: []byte("2")})
+	s := NewScanner(data, HeaderSize)
+	var keys []string
+	for s.Next() {
+		keys = append(keys, string(s.Record().Key))
+	}
+	end, err := s.Stop()
+	if err != nil || end != wantEnd || !s.Sealed() || len(keys) != 1 || keys[0] != "a" {
+		t.Fatalf("scan: keys %q, end %d, err %v, sealed %v; want [a], %d, nil, true", keys, end, err, s.Sealed(), wantEnd)
+	}
+	hint, err := BuildHint(1, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	hh, err := DecodeHint(hint, func(HintEntry) error { n++; return nil })
+	if err != nil || hh.Length != int64(wantEnd) || n != 1 {
+		t.Fatalf("hint: length %d, %d entries, err %v; want %d, 1, nil", hh.Length, n, err, wantEnd)
 	}
 }
 

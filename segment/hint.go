@@ -122,10 +122,11 @@ func BuildHint(id uint64, data []byte) ([]byte, error) {
 		r := s.Record()
 		h.Add(HintEntry{Kind: r.Kind, Key: r.Key, Offset: uint32(s.Offset()), Size: uint32(s.Size()), Seq: r.Seq, Expiry: r.Expiry})
 	}
-	if end, err := s.Stop(); err != nil {
+	end, err := s.Stop()
+	if err != nil {
 		return nil, fmt.Errorf("segment %d offset %d: %w", id, end, err)
 	}
-	return h.Finish(int64(len(data))), nil
+	return h.Finish(int64(end)), nil
 }
 
 // DecodeHint checks a whole hint file (magic, version, header checksum, then
@@ -171,7 +172,7 @@ func DecodeHint(b []byte, fn func(HintEntry) error) (HintHeader, error) {
 		if keyLen == 0 || keyLen > MaxKeyLen || int(keyLen) > len(body)-hintEntryFixed {
 			return hdr, fmt.Errorf("%w: hint entry %d: key length %d", ErrCorrupt, count, keyLen)
 		}
-		if !e.Kind.valid() || e.Offset < HeaderSize || int64(e.Offset)+int64(e.Size) > hdr.Length ||
+		if !e.Kind.valid() || e.Kind == KindSeal || e.Offset < HeaderSize || int64(e.Offset)+int64(e.Size) > hdr.Length ||
 			e.Size < RecordHeaderSize+keyLen {
 			return hdr, fmt.Errorf("%w: hint entry %d: kind %d at [%d, +%d) in a segment of %d bytes",
 				ErrCorrupt, count, e.Kind, e.Offset, e.Size, hdr.Length)

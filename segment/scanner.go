@@ -3,8 +3,9 @@ package segment
 import "errors"
 
 // Scanner walks the records of a segment's bytes in order. It stops at the
-// end of the data or at the first record that is short, zeroed or fails its
-// checksum, and says where and why (Stop). Scanning allocates nothing: the
+// end of the data, after a seal record (Sealed), or at the first record that
+// is short, zeroed or fails its checksum, and says where and why (Stop). Seal
+// records are not yielded. Scanning allocates nothing: the
 // records it yields alias the scanned bytes.
 //
 //	s := NewScanner(data, HeaderSize)
@@ -17,8 +18,9 @@ type Scanner struct {
 	data []byte
 	off  int // offset of the current record
 	next int // offset just past it
-	rec  Record
-	err  error
+	rec    Record
+	err    error
+	sealed bool
 }
 
 // NewScanner returns a scanner over data starting at offset start (usually
@@ -33,7 +35,7 @@ func (s *Scanner) Next() bool {
 		return false
 	}
 	s.off = s.next
-	if s.off >= len(s.data) {
+	if s.sealed || s.off >= len(s.data) {
 		return false
 	}
 	rec, n, err := DecodeRecord(s.data[s.off:])
@@ -42,8 +44,17 @@ func (s *Scanner) Next() bool {
 		return false
 	}
 	s.rec, s.next = rec, s.off+n
+	if rec.Kind == KindSeal {
+		s.sealed = true
+		s.off = s.next
+		return false
+	}
 	return true
 }
+
+// Sealed reports whether scanning stopped at a seal record: the segment ends
+// there (Stop's offset is just past the seal) and nothing after it was read.
+func (s *Scanner) Sealed() bool { return s.sealed }
 
 // Record returns the current record. Its slices alias the scanned data.
 func (s *Scanner) Record() Record { return s.rec }

@@ -97,6 +97,8 @@ const (
 const (
 	appendOffset     int64 = 0
 	compactionOffset int64 = 1
+	openOffset       int64 = 2
+	usersOffset      int64 = 3
 )
 
 // AppendRange returns the range of the append lock, held exclusively while a
@@ -106,6 +108,16 @@ func AppendRange() Range { return Range{Start: appendOffset, Len: 1} }
 // CompactionRange returns the range of the compaction lock, held exclusively
 // while a process compacts the directory (DESIGN.md, multi-process rule 3).
 func CompactionRange() Range { return Range{Start: compactionOffset, Len: 1} }
+
+// OpenRange returns the range held exclusively while a process opens the
+// directory read-write: it serialises openers, so that exactly one of them
+// finds itself first and recovers the directory while no one else writes.
+func OpenRange() Range { return Range{Start: openOffset, Len: 1} }
+
+// UsersRange returns the range every process that has the directory open
+// read-write holds, shared, for as long as it has it open (exclusive for
+// Options.Exclusive). An opener that can lock it exclusively is alone.
+func UsersRange() Range { return Range{Start: usersOffset, Len: 1} }
 
 // KeyRange returns the one-byte range that stands for key, for the per-key
 // lock of GetOrCreate. It is a pure function of the key bytes (xxhash64 with

@@ -15,9 +15,9 @@ import "errors"
 //	}
 //	end, err := s.Stop() // err == nil: clean end at end
 type Scanner struct {
-	data []byte
-	off  int // offset of the current record
-	next int // offset just past it
+	data   []byte
+	off    int // offset of the current record
+	next   int // offset just past it
 	rec    Record
 	err    error
 	sealed bool

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -255,5 +256,25 @@ func BenchmarkOpen(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/open")
 		b.ReportMetric(heapPerKey, "heapB/key")
+	})
+}
+
+// BenchmarkGetOrCreateHit asks for present, fresh keys: the dogpile lock's
+// hit path, which takes no lock and should cost what Get costs.
+func BenchmarkGetOrCreateHit(b *testing.B) {
+	n := *benchKeys
+	b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
+		c := benchCache(b, n, false, benchOptions())
+		keys := benchKeySet(n)
+		rng := rand.New(rand.NewPCG(1, 3))
+		create := func(context.Context) ([]byte, error) { return nil, errors.New("a present key was created") }
+		ctx := context.Background()
+		b.SetBytes(benchKeyLen + benchValueLen)
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, err := c.GetOrCreate(ctx, keys[rng.IntN(n)], create); err != nil || len(v) != benchValueLen {
+				b.Fatal(len(v), err)
+			}
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
+	"github.com/kennel-cache/kennel/lockf"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -20,8 +23,22 @@ type Cache struct {
 	opts Options
 	log  *slog.Logger
 
-	// dirLock holds the directory's lock file, locked against other processes.
-	dirLock *os.File
+	// locks is the directory's lock file (nil when ReadOnly). The process
+	// holds users (shared, or exclusive with Options.Exclusive) while it has
+	// the directory open, opening while it opens, appendHeld for its
+	// lifetime with Options.Exclusive, and holding while it appends a group.
+	locks                               *lockf.File
+	opening, users, appendHeld, holding *lockf.Held
+
+	// state is the shared state file: the published end of the log, the
+	// generation, and the counters shared by appenders. nil for a read-only
+	// cache of a directory that has none.
+	state *sharedstate.File
+	// seen and gen are the log position and generation the index reflects.
+	seen, gen atomic.Uint64
+	// catchMu serialises changes of seen: catch-up with other processes'
+	// records, and applying this process's own groups.
+	catchMu sync.Mutex
 
 	// closed is set once, by Close, before it takes writeMu and mu; readers
 	// check it while holding mu, so none reads a mapping Close released.
@@ -35,14 +52,11 @@ type Cache struct {
 	// writeMu serialises the log: the group-commit leader holds it while it
 	// encodes, writes and (SyncAlways) syncs a group, and while it rolls.
 	// Lock order: writeMu, then mu.
-	writeMu   sync.Mutex
-	active    *segment.Writer
-	nextSeq   uint64
-	nextSegID uint64
-	mustRoll  bool      // a sync of the active segment failed: never retry it, roll
-	pending   []pending // the group being written; reused
-	flushed   int       // pending[:flushed] are written to disk
-	dirty     atomic.Bool
+	writeMu sync.Mutex
+	active  *segment.Writer
+	pending []pending // the group being written; reused
+	flushed int       // pending[:flushed] are written to disk
+	dirty   atomic.Bool
 
 	// mu protects the index and the segment mappings. Readers hold it shared
 	// for a lookup and the copy of the value out of its mapping; the leader
@@ -56,11 +70,14 @@ type Cache struct {
 	dead    int64                // bytes of records superseded, deleted or never live (tombstones)
 	withTTL int                  // index entries that carry an expiry
 
-	// background work: the interval syncer and hint writers.
-	stop chan struct{}
-	bg   sync.WaitGroup
+	// background work: the interval syncer, hint writers and background
+	// regenerations of GetOrCreate (whose context bgCtx is cancelled by Close).
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 
-	hits, misses, sets, deletes, corruptions atomic.Uint64
+	hits, misses, sets, deletes, corruptions, creates, staleServed atomic.Uint64
 }
 
 // Open opens the cache in dir, creating the directory if needed, and
@@ -81,10 +98,21 @@ func Open(dir string, opts Options) (*Cache, error) {
 		usage: make(map[uint32]*segUsage),
 		stop:  make(chan struct{}),
 	}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openDir(); err != nil {
 		return nil, err
 	}
-	if err := c.recover(); err != nil {
+	first, err := c.join()
+	if err == nil {
+		err = c.recover(first)
+	}
+	if err == nil {
+		err = c.finishJoin(first)
+	}
+	if err != nil {
+		if c.active != nil {
+			c.active.Close()
+		}
 		c.releaseAll()
 		return nil, err
 	}
@@ -121,12 +149,15 @@ func (c *Cache) Sync() error {
 // (the kernel may have dropped the dirty pages and cleared the error): the
 // segment is sealed and the next write rolls to a new one.
 func (c *Cache) syncActiveLocked() error {
-	if c.mustRoll {
+	if c.active == nil {
+		return nil // nothing written by this process yet
+	}
+	if c.mustRollLocked() {
 		return fmt.Errorf("kennel: sync: an earlier sync of segment %d failed; it is sealed", c.active.ID())
 	}
 	c.dirty.Store(false)
 	if err := c.active.Sync(); err != nil {
-		c.mustRoll = true
+		c.state.SetFailedSync(c.active.ID())
 		c.log.Error("sync failed; sealing segment", "segment", c.active.ID(), "err", err)
 		return fmt.Errorf("kennel: sync segment %d: %w", c.active.ID(), err)
 	}
@@ -151,18 +182,14 @@ func (c *Cache) syncLoop() {
 			}
 			c.writeMu.Lock()
 			w := c.active
-			skip := c.closed.Load() || c.mustRoll
+			skip := c.closed.Load() || w == nil || c.mustRollLocked()
 			c.dirty.Store(false)
 			c.writeMu.Unlock()
 			if skip {
 				continue
 			}
 			if err := w.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-				c.writeMu.Lock()
-				if c.active == w {
-					c.mustRoll = true
-				}
-				c.writeMu.Unlock()
+				c.state.SetFailedSync(w.ID())
 				c.log.Error("interval sync failed; sealing segment", "segment", w.ID(), "err", err)
 			}
 		}
@@ -181,13 +208,15 @@ func (c *Cache) Close() error {
 	//lint:ignore SA2001 the empty critical section is the barrier
 	c.writeMu.Unlock()
 	close(c.stop)
+	c.bgCancel()
 	c.bg.Wait()
 
 	var err error
 	c.writeMu.Lock()
 	if c.active != nil {
+		mustRoll := c.mustRollLocked()
 		err = c.active.Flush()
-		if serr := c.active.Sync(); err == nil && !c.mustRoll {
+		if serr := c.active.Sync(); err == nil && !mustRoll {
 			err = serr
 		}
 		if cerr := c.active.Close(); err == nil {
@@ -200,17 +229,19 @@ func (c *Cache) Close() error {
 	return err
 }
 
-// releaseAll drops the cache's mappings and its directory lock.
+// releaseAll drops the cache's mappings, its locks and the state mapping.
+// Taking catchMu and mu waits out any catch-up or read that may still use
+// them.
 func (c *Cache) releaseAll() {
+	c.catchMu.Lock()
+	defer c.catchMu.Unlock()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, m := range c.maps {
 		m.Release()
 	}
 	c.maps = nil
 	c.usage = nil
 	c.idx = index.New()
-	c.mu.Unlock()
-	if c.dirLock != nil {
-		c.dirLock.Close() // releases the flock
-	}
+	c.leave()
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -20,7 +19,8 @@ import (
 const (
 	// formatFile marks a kennel directory and holds its format version.
 	formatFile = "KENNEL"
-	// lockFile is locked by the process that has the directory open.
+	// lockFile holds the byte-range locks of the multi-process protocol
+	// (package lockf); it stays empty.
 	lockFile = "lock"
 )
 
@@ -31,7 +31,7 @@ const formatVersion = 1
 // formatLine is the whole content of the format file.
 func formatLine(version int) []byte { return fmt.Appendf(nil, "kennel format %d\n", version) }
 
-// openDir creates or checks the directory and takes its lock.
+// openDir creates or checks the directory.
 func (c *Cache) openDir() error {
 	fi, err := os.Lstat(c.dir)
 	switch {
@@ -54,21 +54,6 @@ func (c *Cache) openDir() error {
 	if err := c.checkFormat(); err != nil {
 		return err
 	}
-	if c.opts.ReadOnly {
-		return nil
-	}
-	f, err := os.OpenFile(filepath.Join(c.dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, c.opts.FileMode)
-	if err != nil {
-		return fmt.Errorf("kennel: open lock file: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("%w: %s", ErrLocked, c.dir)
-		}
-		return fmt.Errorf("kennel: lock %s: %w", c.dir, err)
-	}
-	c.dirLock = f
 	return nil
 }
 

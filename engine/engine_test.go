@@ -385,26 +385,34 @@ func TestOpenFile(t *testing.T) {
 	}
 }
 
-func TestOpenLocked(t *testing.T) {
+// TestOpenExclusive: Options.Exclusive opens a directory only if no other
+// cache has it open read-write, and keeps others out while it has it;
+// read-only opens work beside it. A refused Open harms nothing.
+func TestOpenExclusive(t *testing.T) {
 	dir := t.TempDir()
 	c := openCache(t, dir, smallOptions())
 	mustSet(t, c, "k", "v")
-	c2, err := engine.Open(dir, smallOptions())
-	if !errors.Is(err, engine.ErrLocked) {
-		if err == nil {
-			c2.Close()
-		}
-		t.Fatalf("second Open: %v, want ErrLocked", err)
-	}
-	// The failed Open harmed neither the open cache nor its lock.
+	excl := smallOptions()
+	excl.Exclusive = true
+	requireOpenRefusedWith(t, dir, excl, engine.ErrLocked, "exclusively beside a shared open")
 	wantValue(t, c, "k", "v")
 	mustSet(t, c, "k2", "v2")
-	if _, err := engine.Open(dir, smallOptions()); !errors.Is(err, engine.ErrLocked) {
-		t.Fatalf("third Open: %v, want ErrLocked", err)
-	}
+	mustClose(t, c)
+
+	c = openCache(t, dir, excl)
+	mustSet(t, c, "k3", "v3")
+	requireOpenRefusedWith(t, dir, smallOptions(), engine.ErrLocked, "beside an exclusive open")
+	requireOpenRefusedWith(t, dir, excl, engine.ErrLocked, "exclusively twice")
+	ro := smallOptions()
+	ro.ReadOnly = true
+	r := openCache(t, dir, ro)
+	checkModel(t, r, map[string]string{"k": "v", "k2": "v2", "k3": "v3"})
+	mustSet(t, c, "k4", "v4")
+	wantValue(t, r, "k4", "v4") // the reader follows the exclusive writer
+	mustClose(t, r)
 	mustClose(t, c)
 	c = openCache(t, dir, smallOptions())
-	checkModel(t, c, map[string]string{"k": "v", "k2": "v2"})
+	checkModel(t, c, map[string]string{"k": "v", "k2": "v2", "k3": "v3", "k4": "v4"})
 }
 
 // TestTempFilesRemoved: temporary files a crash left behind are removed on

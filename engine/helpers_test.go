@@ -246,8 +246,14 @@ func value(key string, n, size int) string {
 // case in the message) and leaves every file of dir as it was.
 func requireOpenRefused(tb testing.TB, dir string, want error, what string) {
 	tb.Helper()
+	requireOpenRefusedWith(tb, dir, smallOptions(), want, what)
+}
+
+// requireOpenRefusedWith is requireOpenRefused with the given options.
+func requireOpenRefusedWith(tb testing.TB, dir string, opts engine.Options, want error, what string) {
+	tb.Helper()
 	before := dirState(tb, dir)
-	c, err := engine.Open(dir, smallOptions())
+	c, err := engine.Open(dir, opts)
 	if !errors.Is(err, want) {
 		if err == nil {
 			c.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -41,11 +42,10 @@ func (c *Cache) Stat(key []byte) (KeyInfo, error) {
 	if err := c.checkKey(key); err != nil {
 		return KeyInfo{}, err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed.Load() {
-		return KeyInfo{}, ErrClosed
+	if err := c.rlockCurrent(); err != nil {
+		return KeyInfo{}, err
 	}
+	defer c.mu.RUnlock()
 	e, ok := c.idx.Get(key)
 	if !ok {
 		return KeyInfo{}, fmt.Errorf("%w: %q", ErrNotFound, key)
@@ -82,18 +82,20 @@ type SegmentInfo struct {
 
 // Segments describes the segments in id order.
 func (c *Cache) Segments() ([]SegmentInfo, error) {
-	var active uint64
-	if !c.opts.ReadOnly {
-		c.writeMu.Lock()
-		if c.active != nil {
-			active = c.active.ID()
-		}
-		c.writeMu.Unlock()
+	if err := c.rlockCurrent(); err != nil {
+		return nil, err
 	}
-	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.closed.Load() {
-		return nil, ErrClosed
+	// The active segment is the one the published position is in; without
+	// a shared state (a read-only look at a directory nobody opened
+	// read-write) it is the newest.
+	var active uint64
+	if c.state != nil {
+		active = uint64(sharedstate.Position(c.seen.Load()).Segment())
+	} else {
+		for id := range c.usage {
+			active = max(active, uint64(id))
+		}
 	}
 	out := make([]SegmentInfo, 0, len(c.usage))
 	for id, u := range c.usage {

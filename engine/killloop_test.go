@@ -119,6 +119,8 @@ func TestKillLoop(t *testing.T) {
 
 // childKillLoop applies the kill loop's writes from KENNEL_KILL_START on
 // until it is killed.
+func init() { childRoles["kill-loop"] = childKillLoop }
+
 func childKillLoop(dir string) int {
 	seed, err1 := strconv.ParseUint(os.Getenv("KENNEL_KILL_SEED"), 10, 64)
 	start, err2 := strconv.Atoi(os.Getenv("KENNEL_KILL_START"))

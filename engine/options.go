@@ -62,6 +62,15 @@ type Options struct {
 	// DefaultTTL applies to Set. Zero means values do not expire.
 	DefaultTTL time.Duration
 
+	// FreshTime is how long a value made by GetOrCreate stays fresh, unless
+	// the call says otherwise (Fresh). Zero: fresh until it expires.
+	FreshTime time.Duration
+
+	// GraceTime is how long after its fresh time GetOrCreate still serves a
+	// value while one caller regenerates it, unless the call says otherwise
+	// (Grace). Zero: a value expires when it turns stale.
+	GraceTime time.Duration
+
 	// Sync is the durability policy; SyncInterval by default.
 	Sync SyncPolicy
 
@@ -92,11 +101,20 @@ type Options struct {
 	// the directory gets the same bits plus search (x) where read is set.
 	FileMode os.FileMode
 
-	// ReadOnly opens the cache without taking its lock and without writing
-	// anything: writes return ErrReadOnly, nothing is recovered on disk (a
-	// torn tail is skipped, not sealed), and the index is the directory's
-	// state at Open. Inspection tools use it on live directories.
+	// ReadOnly opens the cache without taking any lock and without writing
+	// anything: writes return ErrReadOnly and nothing is recovered on disk
+	// (a torn tail is skipped, not sealed). Reads still see what other
+	// processes write, through the shared state file, as long as one has
+	// the directory open read-write. Inspection tools use it on live
+	// directories.
 	ReadOnly bool
+
+	// Exclusive opens the directory for this process alone: Open fails with
+	// ErrLocked if another process has it open read-write, and others fail
+	// to open it read-write while this one has it (ReadOnly opens still
+	// work). The process holds the append lock for its lifetime, so writes
+	// skip the lock and catch-up that sharing costs.
+	Exclusive bool
 
 	// AllowNetworkFS lets Open use a directory on NFS, CIFS or FUSE, whose
 	// locks and mmap coherence kennel cannot rely on.
@@ -171,6 +189,8 @@ func (o *Options) validate() error {
 		return bad("CacheSize %d is negative", o.CacheSize)
 	case o.DefaultTTL < 0:
 		return bad("DefaultTTL %v is negative", o.DefaultTTL)
+	case o.FreshTime < 0 || o.GraceTime < 0:
+		return bad("FreshTime %v or GraceTime %v is negative", o.FreshTime, o.GraceTime)
 	case o.Sync < SyncInterval || o.Sync > SyncNever:
 		return bad("unknown Sync policy %d", int(o.Sync))
 	case o.SyncInterval < 0:
@@ -183,6 +203,8 @@ func (o *Options) validate() error {
 		return bad("MaxKeySize %d outside [1, %d]", o.MaxKeySize, segment.MaxKeyLen)
 	case o.MaxValueSize < 0 || o.MaxValueSize > segment.MaxValueLen:
 		return bad("MaxValueSize %d outside [1, %d]", o.MaxValueSize, segment.MaxValueLen)
+	case o.ReadOnly && o.Exclusive:
+		return bad("ReadOnly and Exclusive together")
 	case o.FileMode&^os.ModePerm != 0:
 		return bad("FileMode %v has non-permission bits", o.FileMode)
 	}

@@ -18,10 +18,8 @@ func (c *Cache) Get(key []byte) ([]byte, error) {
 	if err := c.checkKey(key); err != nil {
 		return nil, err
 	}
-	c.mu.RLock()
-	if c.closed.Load() {
-		c.mu.RUnlock()
-		return nil, ErrClosed
+	if err := c.rlockCurrent(); err != nil {
+		return nil, err
 	}
 	e, ok := c.idx.Get(key)
 	if !ok || (e.Expiry != 0 && e.Expired(c.now())) {
@@ -29,7 +27,7 @@ func (c *Cache) Get(key []byte) ([]byte, error) {
 		c.misses.Add(1)
 		return nil, ErrNotFound
 	}
-	v, err := c.valueLocked(c.maps, &e, key)
+	v, _, err := c.valueLocked(c.maps, &e, key)
 	c.mu.RUnlock()
 	if err != nil {
 		return nil, err
@@ -44,23 +42,23 @@ func (c *Cache) Has(key []byte) (bool, error) {
 	if err := c.checkKey(key); err != nil {
 		return false, err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed.Load() {
-		return false, ErrClosed
+	if err := c.rlockCurrent(); err != nil {
+		return false, err
 	}
+	defer c.mu.RUnlock()
 	e, ok := c.idx.Get(key)
 	return ok && (e.Expiry == 0 || !e.Expired(c.now())), nil
 }
 
-// valueLocked reads, checks and copies out the value e points to. The caller
-// holds mu shared, or references on the mappings it passes.
+// valueLocked reads, checks and copies out the value e points to, with the
+// time it turns stale (0: fresh until it expires). The caller holds mu
+// shared, or references on the mappings it passes.
 //
 // kennel never truncates a segment, but another program might: reading a
 // mapped page that the file no longer covers raises SIGBUS, which would
 // kill the process. The read runs with the runtime's panic-on-fault set, and
 // such a fault becomes ErrCorrupt for this read alone.
-func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (v []byte, err error) {
+func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (v []byte, fresh int64, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		r := recover()
@@ -71,7 +69,7 @@ func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []
 			err = fmt.Errorf("%w: segment %d offset %d: memory fault at %#x: the file is shorter than its records",
 				ErrCorrupt, e.Seg, e.Offset, fault.Addr())
 			c.reportCorrupt("segment file cut short under a reader", "segment", e.Seg, "offset", e.Offset)
-			v = nil
+			v, fresh = nil, 0
 			return
 		}
 		panic(r)
@@ -79,10 +77,10 @@ func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []
 	return c.readValue(maps, e, key)
 }
 
-func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, error) {
+func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, int64, error) {
 	m := maps[e.Seg]
 	if m == nil {
-		return nil, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)
+		return nil, 0, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)
 	}
 	rec, err := m.Record(e.Offset, e.Size)
 	if err == nil && (!bytes.Equal(rec.Key, key) || rec.Kind != segment.Kind(e.Kind)) {
@@ -90,17 +88,21 @@ func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []by
 	}
 	if err != nil {
 		c.reportCorrupt("damaged record", "segment", e.Seg, "offset", e.Offset, "err", err)
-		return nil, fmt.Errorf("kennel: get %q: %w", key, err)
+		return nil, 0, fmt.Errorf("kennel: get %q: %w", key, err)
 	}
 	switch rec.Codec {
 	case segment.CodecS2:
 		n, err := s2.DecodedLen(rec.Value)
 		if err != nil || n > segment.MaxValueLen {
-			return nil, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
+			return nil, 0, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
 		}
-		return s2.Decode(make([]byte, n), rec.Value)
+		v, err := s2.Decode(make([]byte, n), rec.Value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: segment %d offset %d: %v", ErrCorrupt, e.Seg, e.Offset, err)
+		}
+		return v, rec.Fresh, nil
 	default:
-		return bytes.Clone(rec.Value), nil
+		return bytes.Clone(rec.Value), rec.Fresh, nil
 	}
 }
 
@@ -120,7 +122,7 @@ func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		}
 		key := e.Key()
 		var v []byte
-		if v, err = c.valueLocked(snap.maps, &e, key); err == nil {
+		if v, _, err = c.valueLocked(snap.maps, &e, key); err == nil {
 			err = fn(key, v)
 		}
 		return err == nil
@@ -137,11 +139,10 @@ type snapshot struct {
 }
 
 func (c *Cache) snapshot() (*snapshot, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed.Load() {
-		return nil, ErrClosed
+	if err := c.rlockCurrent(); err != nil {
+		return nil, err
 	}
+	defer c.mu.RUnlock()
 	c.cloneMu.Lock()
 	s := &snapshot{idx: c.idx.Clone(), maps: make(map[uint32]*segment.Map, len(c.maps)), now: c.now()}
 	c.cloneMu.Unlock()
@@ -161,11 +162,10 @@ func (s *snapshot) release() {
 // Len returns the number of keys with an unexpired value. It costs a walk of
 // the index only when some keys carry a TTL.
 func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed.Load() {
+	if c.rlockCurrent() != nil {
 		return 0
 	}
+	defer c.mu.RUnlock()
 	if c.withTTL == 0 {
 		return c.idx.Len()
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -37,16 +38,31 @@ type loaded struct {
 	end    int64 // bytes holding the header and whole records
 	size   int64 // file size
 	clean  bool  // no tail past end and no damage inside
-	sealed bool  // it has a hint: it was sealed, whatever its position
+	sealed bool  // it has a hint or ends with a seal: it was sealed, whatever its position
 }
 
-// recover rebuilds the index from the directory's segments in id order and
-// opens the active segment for appending. The last segment is the active one
-// unless it is damaged, ends in a torn tail, or was sealed; then it is sealed
-// at its last good record (its hint records that length, so the tail is
-// never read as records) and a new segment becomes the active one. Nothing
-// is truncated: bytes past a segment's end are simply not records.
-func (c *Cache) recover() error {
+// recover builds the index from the directory's segments in id order.
+//
+// The first process to open the directory (first) recovers it: it reads
+// every segment, and opens the last one for appending unless it is damaged,
+// ends in a torn tail, or was sealed; then it is sealed at its last good
+// record (its hint records that length, so the tail is never read as
+// records) and a new segment becomes the active one. Nothing is truncated:
+// bytes past a segment's end are simply not records. It then initialises the
+// shared state from what it found.
+//
+// Any other process (and a read-only one that found a state file) loads the
+// log up to the position published in the shared state: segments past it
+// are being created by an append in flight.
+func (c *Cache) recover(first bool) error {
+	// The published position is read before the directory, so that every
+	// segment it names is listed: segments created after it are skipped.
+	live := !first && c.state != nil
+	var pos sharedstate.Position
+	if live {
+		c.gen.Store(c.state.Generation())
+		pos = c.state.Position()
+	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("kennel: read directory: %w", err)
@@ -71,32 +87,46 @@ func (c *Cache) recover() error {
 		return fmt.Errorf("%w: segment id %d exceeds this kennel's limit", ErrIncompatible, ids[len(ids)-1])
 	}
 
+	if live {
+		ids = slices.DeleteFunc(ids, func(id uint64) bool { return id > uint64(pos.Segment()) })
+	}
 	rb := &rebuild{hints: make(map[uint64][]byte)}
 	var last loaded
 	lastMapped := false
 	for i, id := range ids {
-		isLast := i == len(ids)-1
-		l, mapped, err := c.loadSegment(rb, id, isLast, hints[id])
+		seg := segLoad{id: id, hasHint: hints[id], active: i == len(ids)-1, limit: -1}
+		if live {
+			seg.active = id == uint64(pos.Segment())
+			if seg.active {
+				seg.limit = int64(pos.End())
+			}
+		}
+		l, mapped, err := c.loadSegment(rb, seg, first)
 		if err != nil {
 			return err
 		}
-		if isLast {
+		if seg.active {
 			last, lastMapped = l, mapped
 		}
 	}
 	c.buildIndex(rb)
-	c.nextSeq = rb.maxSeq + 1
-	c.nextSegID = 1
-	if len(ids) > 0 {
-		c.nextSegID = ids[len(ids)-1] + 1
-	}
-
-	if c.opts.ReadOnly {
+	if !first {
+		if live {
+			c.seen.Store(uint64(pos))
+		}
+		if !c.opts.ReadOnly {
+			c.writeHintsAsync(rb.hints)
+		}
 		return nil
 	}
+
 	for _, name := range temps {
 		c.log.Info("removing temporary file left by a crash", "file", name)
 		os.Remove(filepath.Join(c.dir, name))
+	}
+	nextSegID := uint64(1)
+	if len(ids) > 0 {
+		nextSegID = ids[len(ids)-1] + 1
 	}
 	if lastMapped && last.clean && !last.sealed {
 		id := ids[len(ids)-1]
@@ -110,21 +140,39 @@ func (c *Cache) recover() error {
 			id := ids[len(ids)-1]
 			c.log.Warn("sealing segment at its last good record", "segment", id, "end", last.end, "size", last.size)
 		}
-		if err := c.createActive(c.opts.SegmentSize); err != nil {
+		if err := c.createActive(nextSegID, c.opts.SegmentSize); err != nil {
 			return err
 		}
+		nextSegID++
 	}
-	for id, hint := range rb.hints {
-		c.writeHintAsync(id, hint)
-	}
+	pos = sharedstate.MakePosition(uint32(c.active.ID()), uint32(c.active.Size()))
+	c.state.Init(pos, rb.maxSeq+1, nextSegID)
+	c.seen.Store(uint64(pos))
+	c.gen.Store(c.state.Generation())
+	c.writeHintsAsync(rb.hints)
 	return nil
 }
 
-// loadSegment maps one segment and applies its records to the index, from
-// its hint when it has a sound one, else by scanning it. A segment whose
-// header is unreadable is reported and left alone (never deleted), except a
-// last segment too short to hold a header: a crash interrupted its creation.
-func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loaded, bool, error) {
+// segLoad says how to load one segment.
+type segLoad struct {
+	id      uint64
+	hasHint bool
+	// active marks the segment appended to: it is mapped at full capacity,
+	// gets no hint, and may end in a torn tail.
+	active bool
+	// limit is how many bytes of the file hold published records (the
+	// published end, for the active segment of a directory open elsewhere);
+	// -1 means the whole file.
+	limit int64
+}
+
+// loadSegment maps one segment and collects its records, from its hint when
+// it has a sound one, else by scanning it. A segment whose header is
+// unreadable is reported and left alone (never deleted), except when the
+// first opener finds a last segment too short to hold a header: a crash
+// interrupted its creation.
+func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool, error) {
+	id := seg.id
 	path := filepath.Join(c.dir, segment.FileName(id))
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -146,7 +194,7 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 		if errors.Is(herr, segment.ErrVersion) {
 			return loaded{}, false, fmt.Errorf("%w: segment %d: %v", ErrIncompatible, id, herr)
 		}
-		if isLast && size <= segment.HeaderSize && !c.opts.ReadOnly {
+		if first && seg.active && size <= segment.HeaderSize {
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
 			return loaded{}, false, os.Remove(path)
 		}
@@ -155,7 +203,7 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 	}
 
 	mapLen := size
-	if isLast {
+	if seg.active {
 		mapLen = max(size, c.opts.SegmentSize)
 	}
 	m, err := segment.MapFile(f, id, mapLen)
@@ -164,8 +212,11 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 	}
 	c.maps[uint32(id)] = m
 	c.usage[uint32(id)] = &segUsage{end: size}
+	if seg.limit >= 0 && seg.limit < size {
+		size = seg.limit
+	}
 
-	if hasHint {
+	if seg.hasHint {
 		if end, err := c.loadHint(rb, m, id, size); err == nil {
 			c.usage[uint32(id)].end = end
 			return loaded{end: end, size: size, clean: true, sealed: true}, true, nil
@@ -173,9 +224,14 @@ func (c *Cache) loadSegment(rb *rebuild, id uint64, isLast, hasHint bool) (loade
 			c.log.Warn("hint file unusable; scanning its segment", "segment", id, "err", err)
 		}
 	}
-	l := c.scanSegment(rb, m, id, size, isLast)
+	// A hint is written for every segment that is or becomes sealed: all
+	// but the active one, and the first opener's last one if it is damaged.
+	l := c.scanSegment(rb, m, id, size, seg.active)
+	if !seg.active || (first && !l.clean) || l.sealed {
+		rb.hints[id] = l.hint
+	}
 	c.usage[uint32(id)].end = l.end
-	return l, true, nil
+	return l.loaded, true, nil
 }
 
 // loadHint applies a segment's hint file, after checking it whole.
@@ -201,10 +257,17 @@ func (c *Cache) loadHint(rb *rebuild, m *segment.Map, id uint64, size int64) (in
 	return hh.Length, err
 }
 
-// scanSegment applies every record of a segment, resynchronising past damage
-// (reported) and stopping at a tail that holds no further record. A sealed
-// segment scanned this way gets a hint written for it.
-func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, isLast bool) loaded {
+// scanned is a segment scan's result: how it ended, and the segment's hint.
+type scanned struct {
+	loaded
+	hint []byte
+}
+
+// scanSegment collects every record of a segment, resynchronising past
+// damage (reported) and stopping at a seal or at a tail that holds no further
+// record. It also builds the segment's hint, for the caller to write if the
+// segment is sealed.
+func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, isLast bool) scanned {
 	data := m.Bytes(int(size))
 	hint := segment.NewHintBuilder(id)
 	clean := true
@@ -237,10 +300,10 @@ func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, 
 		}
 		break
 	}
-	if !isLast || !clean {
-		rb.hints[id] = hint.Finish(int64(end))
+	return scanned{
+		loaded: loaded{end: int64(end), size: size, clean: clean, sealed: s.Sealed()},
+		hint:   hint.Finish(int64(end)),
 	}
-	return loaded{end: int64(end), size: size, clean: clean}
 }
 
 // applyRecovered collects one record found on disk for buildIndex.

@@ -35,10 +35,22 @@ func TestMain(m *testing.M) {
 // stderr collected.
 func startChild(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
 	tb.Helper()
+	cmd, _, stdout, stderr := startChildPiped(tb, role, dir, env...)
+	return cmd, stdout, stderr
+}
+
+// startChildPiped is startChild with the child's stdin piped too, for
+// children that wait for instructions.
+func startChildPiped(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.WriteCloser, io.Reader, *strings.Builder) {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{"KENNEL_TEST_CHILD=" + role, "KENNEL_TEST_DIR=" + dir}, env...)...)
 	stderr := new(strings.Builder)
 	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -46,18 +58,22 @@ func startChild(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.R
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	return cmd, stdout, stderr
+	return cmd, stdin, stdout, stderr
+}
+
+// childRoles maps a child role to what the child does with the cache
+// directory; test files register their roles from init functions.
+var childRoles = map[string]func(dir string) int{
+	"sync-then-write": childSyncThenWrite,
 }
 
 func runChild(role, dir string) int {
-	switch role {
-	case "sync-then-write":
-		return childSyncThenWrite(dir)
-	case "kill-loop":
-		return childKillLoop(dir)
+	run, ok := childRoles[role]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-	return 2
+	return run(dir)
 }
 
 const syncedKeys = 500

@@ -17,11 +17,15 @@ type Stats struct {
 	Sets        uint64
 	Deletes     uint64
 	Corruptions uint64 // damaged records or files found since Open
+	Creates     uint64 // calls of GetOrCreate's create functions
+	StaleServed uint64 // stale values GetOrCreate returned while another caller regenerated
 }
 
 // Stats returns current statistics. It reads the directory to size it.
 func (c *Cache) Stats() Stats {
-	c.mu.RLock()
+	if c.rlockCurrent() != nil {
+		c.mu.RLock() // closed: the counts of an empty cache
+	}
 	s := Stats{
 		Keys:        c.idx.Len(),
 		LiveBytes:   c.live,
@@ -33,6 +37,8 @@ func (c *Cache) Stats() Stats {
 		Sets:        c.sets.Load(),
 		Deletes:     c.deletes.Load(),
 		Corruptions: c.corruptions.Load(),
+		Creates:     c.creates.Load(),
+		StaleServed: c.staleServed.Load(),
 	}
 	c.mu.RUnlock()
 	s.DiskBytes = dirBytes(c.dir)

@@ -20,6 +20,7 @@ type op struct {
 	key    []byte
 	value  []byte
 	expiry int64 // unix nanos; 0 = never
+	fresh  int64 // unix nanos when the value turns stale; 0 = fresh until it expires
 }
 
 // request is one caller's writes. A group-commit leader writes many
@@ -60,6 +61,12 @@ func (c *Cache) SetWithTTL(key, value []byte, ttl time.Duration) error {
 }
 
 func (c *Cache) put(key, value []byte, ttl time.Duration) error {
+	return c.store(key, value, c.expiry(ttl), 0)
+}
+
+// store writes one put: value under key, expiring at expiry and turning
+// stale at fresh (unix nanos; 0 for never).
+func (c *Cache) store(key, value []byte, expiry, fresh int64) error {
 	if c.opts.ReadOnly {
 		return ErrReadOnly
 	}
@@ -68,7 +75,7 @@ func (c *Cache) put(key, value []byte, ttl time.Duration) error {
 	}
 	r := requestPool.Get().(*request)
 	stored, codec := c.compress(value)
-	r.one[0] = op{kind: segment.KindPut, codec: codec, key: key, value: stored, expiry: c.expiry(ttl)}
+	r.one[0] = op{kind: segment.KindPut, codec: codec, key: key, value: stored, expiry: expiry, fresh: fresh}
 	r.ops = r.one[:]
 	err := c.commit(r)
 	*r = request{}
@@ -175,18 +182,25 @@ func (c *Cache) commit(r *request) error {
 	return r.err
 }
 
-// writeGroupLocked encodes a group into the active segment (rolling as
-// needed), writes it with one pwrite per segment, syncs it if the policy
-// says so, and applies it to the index. Ops that did not reach the file are
-// not applied and their requests fail.
+// writeGroupLocked takes the append lock, encodes a group into the active
+// segment (rolling as needed), writes it with one pwrite per segment, syncs
+// it if the policy says so, applies it to the index and publishes the log's
+// new end to other processes. Ops that did not reach the file are not applied
+// and their requests fail.
 func (c *Cache) writeGroupLocked(group []*request) {
-	err := c.appendGroupLocked(group)
+	c.flushed = 0
+	err := c.beginAppend()
+	began := err == nil
+	if began {
+		err = c.appendGroupLocked(group)
+	}
 	written := c.pending
 	if err != nil {
 		// Only ops encoded before the failure and flushed by a roll are on
 		// disk; appendGroupLocked leaves exactly those in c.pending.
 		written = c.pending[:c.flushed]
 	}
+	c.catchMu.Lock()
 	if len(written) > 0 {
 		c.mu.Lock()
 		for i := range written {
@@ -197,6 +211,8 @@ func (c *Cache) writeGroupLocked(group []*request) {
 			c.dirty.Store(true)
 		}
 	}
+	c.endAppend(began)
+	c.catchMu.Unlock()
 	for _, r := range group {
 		r.done = true
 		if r.applied < len(r.ops) && r.err == nil {
@@ -210,20 +226,16 @@ func (c *Cache) writeGroupLocked(group []*request) {
 // appendGroupLocked encodes and writes the group. On success every op is in
 // c.pending and on disk; on failure c.pending[:c.flushed] are.
 func (c *Cache) appendGroupLocked(group []*request) error {
-	c.flushed = 0
-	if c.closed.Load() {
-		return ErrClosed
+	n := 0
+	for _, r := range group {
+		n += len(r.ops)
 	}
-	if c.mustRoll {
-		if err := c.rollLocked(0); err != nil {
-			return err
-		}
-	}
+	seq := c.state.TakeSeqs(uint64(n))
 	room := c.activeRoomLocked()
 	for _, r := range group {
 		for i := range r.ops {
 			o := &r.ops[i]
-			rec := segment.Record{Kind: o.kind, Codec: o.codec, Seq: c.nextSeq, Expiry: o.expiry, Key: o.key, Value: o.value}
+			rec := segment.Record{Kind: o.kind, Codec: o.codec, Seq: seq, Expiry: o.expiry, Fresh: o.fresh, Key: o.key, Value: o.value}
 			size := int64(rec.Size())
 			// Roll when the segment is full, and also when the record
 			// would end past the active segment's mapping (a record larger
@@ -241,7 +253,7 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 				room = c.activeRoomLocked()
 			}
 			off := c.active.Append(&rec)
-			c.nextSeq++
+			seq++
 			p := pending{req: r, op: o, seg: uint32(c.active.ID()), off: uint32(off), size: uint32(size)}
 			if o.kind != segment.KindDelete {
 				p.entry = index.NewEntry(o.key)
@@ -262,12 +274,13 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 	return nil
 }
 
-// activeRoomLocked returns how many bytes of the active segment are
-// mapped: every record must end within them. Callers hold writeMu.
+// activeRoomLocked returns how many bytes of the active segment records may
+// fill: every record must end within the mapping, and room is kept for the
+// seal that ends the segment. Callers hold writeMu.
 func (c *Cache) activeRoomLocked() int64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return int64(c.maps[uint32(c.active.ID())].Len())
+	return int64(c.maps[uint32(c.active.ID())].Len()) - segment.RecordHeaderSize
 }
 
 func (c *Cache) writeError(err error) error {
@@ -294,32 +307,44 @@ func (c *Cache) applyLocked(p *pending) {
 }
 
 // rollLocked seals the active segment and starts a new one that can hold a
-// record of need bytes. The old segment is synced first (unless a sync of
-// it already failed: that is never retried), so a sealed segment is durable
-// before anything is written after it; its hint is written in the
-// background.
+// record of need bytes. The old segment gets a seal record, so no reader ever
+// takes bytes past it for records, and is synced (unless a sync of it already
+// failed: that is never retried), so a sealed segment is durable before
+// anything is written after it; its hint is written in the background. If no
+// new segment can be started, the seal is taken back: the next write lands
+// over it and the segment stays active.
 func (c *Cache) rollLocked(need int64) error {
 	old := c.active
-	if !c.mustRoll {
+	end := old.Size()
+	seal := segment.SealRecord(c.state.TakeSeqs(1))
+	old.Append(&seal)
+	if err := old.Flush(); err != nil {
+		c.log.Error("cannot write the seal of a segment; readers stop at its end", "segment", old.ID(), "err", err)
+	}
+	if !c.mustRollLocked() {
 		if err := old.Sync(); err != nil {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}
-	id := c.nextSegID
+	id := c.state.TakeSegmentID()
 	if id >= 1<<32-1 {
+		old.SetSize(end)
 		return fmt.Errorf("kennel: segment ids exhausted")
 	}
-	c.nextSegID++
-	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need)); err != nil {
+	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need+segment.RecordHeaderSize)); err != nil {
+		old.SetSize(end)
 		return err
 	}
 	sealedEnd := old.Size()
 	old.Close()
-	c.mustRoll = false
-	c.mu.RLock()
-	m := c.maps[uint32(old.ID())]
+	// The seal may end past the mapping when the segment was mapped at the
+	// size it had on open.
+	m, err := c.mapForCatchUp(uint32(old.ID()), sealedEnd)
+	if err != nil {
+		c.log.Warn("cannot map a sealed segment to write its hint", "segment", old.ID(), "err", err)
+		return nil
+	}
 	m.Acquire()
-	c.mu.RUnlock()
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -334,10 +359,9 @@ func (c *Cache) rollLocked(need int64) error {
 	return nil
 }
 
-// createActive starts the first active segment of an opening cache.
-func (c *Cache) createActive(capacity int64) error {
-	id := c.nextSegID
-	c.nextSegID++
+// createActive starts the first active segment of a directory that its
+// first opener found without a usable one.
+func (c *Cache) createActive(id uint64, capacity int64) error {
 	return c.startSegment(id, capacity)
 }
 
@@ -354,20 +378,22 @@ func (c *Cache) startSegment(id uint64, capacity int64) error {
 		os.Remove(filepath.Join(c.dir, segment.FileName(id)))
 		return fmt.Errorf("kennel: %w", err)
 	}
-	c.mu.Lock()
-	c.maps[uint32(id)] = m
-	c.usage[uint32(id)] = &segUsage{end: segment.HeaderSize}
-	c.mu.Unlock()
+	c.installMap(m)
 	c.active = w
 	return nil
 }
 
-// writeHintAsync publishes a hint file in the background.
-func (c *Cache) writeHintAsync(id uint64, hint []byte) {
+// writeHintsAsync publishes hint files in the background.
+func (c *Cache) writeHintsAsync(hints map[uint64][]byte) {
+	if len(hints) == 0 {
+		return
+	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		c.writeHint(id, hint)
+		for id, hint := range hints {
+			c.writeHint(id, hint)
+		}
 	}()
 }
 

@@ -32,15 +32,6 @@ type (
 	kennelCompactCtx interface {
 		Compact(context.Context) error
 	}
-	kennelGetOrCreate interface {
-		GetOrCreate([]byte, func() ([]byte, error)) ([]byte, error)
-	}
-	kennelGetOrCreateCtx interface {
-		GetOrCreate(context.Context, []byte, func() ([]byte, error)) ([]byte, error)
-	}
-	kennelGetOrCreateCtx2 interface {
-		GetOrCreate(context.Context, []byte, func(context.Context) ([]byte, error)) ([]byte, error)
-	}
 	kennelSetReader interface {
 		SetReader([]byte, io.Reader, int64) error
 	}
@@ -50,26 +41,20 @@ type (
 )
 
 // kennelFeatures says which optional engine methods this build has.
-func kennelFeatures() (compact, getOrCreate, stream bool) {
+func kennelFeatures() (compact, stream bool) {
 	var c any = (*engine.Cache)(nil)
 	_, c1 := c.(kennelCompact)
 	_, c2 := c.(kennelCompactCtx)
-	_, g1 := c.(kennelGetOrCreate)
-	_, g2 := c.(kennelGetOrCreateCtx)
-	_, g3 := c.(kennelGetOrCreateCtx2)
 	_, sr := c.(kennelSetReader)
 	_, gr := c.(kennelGetReader)
-	return c1 || c2, g1 || g2 || g3, sr && gr
+	return c1 || c2, sr && gr
 }
 
 func kennelEntry() Entry {
-	compact, goc, stream := kennelFeatures()
+	compact, stream := kennelFeatures()
 	var missing []string
 	if !compact {
 		missing = append(missing, "Compact")
-	}
-	if !goc {
-		missing = append(missing, "GetOrCreate")
 	}
 	if !stream {
 		missing = append(missing, "streaming large values")
@@ -96,11 +81,6 @@ func (s *kennelStore) Open(dir string) error {
 		CacheSize:    kennelCacheSize,
 		MaxValueSize: kennelMaxValue,
 	})
-	if errors.Is(err, engine.ErrLocked) {
-		// Another process has the directory: this engine build does not
-		// share directories between processes yet.
-		return Unsupported("this kennel engine refuses a second process on one directory (engine.ErrLocked)")
-	}
 	if err != nil {
 		return err
 	}
@@ -129,9 +109,7 @@ func (s *kennelStore) Close() error {
 
 func (s *kennelStore) MaxValueSize() int64 { return kennelMaxValue }
 
-// SharesDir reports that kennel is designed for several processes on one
-// directory; an engine build that refuses the second process makes Open
-// return ErrUnsupported, and the multiproc workload skips kennel.
+// SharesDir reports that several processes may open one kennel directory.
 func (s *kennelStore) SharesDir() bool { return true }
 
 func (s *kennelStore) Compact() error {
@@ -145,20 +123,7 @@ func (s *kennelStore) Compact() error {
 }
 
 func (s *kennelStore) GetOrCreate(key []byte, create func() ([]byte, error)) ([]byte, error) {
-	var (
-		v   []byte
-		err error
-	)
-	switch c := any(s.c).(type) {
-	case kennelGetOrCreate:
-		v, err = c.GetOrCreate(key, create)
-	case kennelGetOrCreateCtx:
-		v, err = c.GetOrCreate(context.Background(), key, create)
-	case kennelGetOrCreateCtx2:
-		v, err = c.GetOrCreate(context.Background(), key, func(context.Context) ([]byte, error) { return create() })
-	default:
-		return nil, Unsupported("this kennel engine has no GetOrCreate")
-	}
+	v, err := s.c.GetOrCreate(context.Background(), key, func(context.Context) ([]byte, error) { return create() })
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, ErrNotFound
 	}

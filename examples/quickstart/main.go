@@ -1,11 +1,13 @@
 // Command quickstart memoizes a slow function into a kennel cache in
 // ./kennel-demo. Run it twice: the first run computes and stores every
-// result, the second is served from disk by a new process.
+// result, the second is served from disk by a new process. Run several at
+// once: GetOrCreate's lock, shared by the processes, has each result
+// computed once.
 package main
 
 import (
+	"context"
 	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -29,24 +31,24 @@ func main() {
 	n := flag.Int("n", 20, "number of distinct inputs")
 	flag.Parse()
 
-	cache, err := engine.Open(*dir, engine.Options{DefaultTTL: 24 * time.Hour})
+	cache, err := engine.Open(*dir, engine.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer cache.Close()
 
-	// memoized returns stretch(input), from the cache when it holds it.
+	// memoized returns stretch(input), from the cache when it holds it. A
+	// result is fresh for an hour; for a day after that it is still served
+	// while one caller computes it again.
 	memoized := func(input string) ([]byte, bool, error) {
-		key := []byte("stretch:" + input)
-		v, err := cache.Get(key)
-		if err == nil {
-			return v, true, nil
-		}
-		if !errors.Is(err, engine.ErrNotFound) {
-			return nil, false, err
-		}
-		v = stretch(input)
-		return v, false, cache.Set(key, v)
+		hit := true
+		v, err := cache.GetOrCreate(context.Background(), []byte("stretch:"+input),
+			func(context.Context) ([]byte, error) {
+				hit = false
+				return stretch(input), nil
+			},
+			engine.Fresh(time.Hour), engine.Grace(24*time.Hour))
+		return v, hit, err
 	}
 
 	var hits, misses int

@@ -163,8 +163,11 @@ func TestLiveStress(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Lock != "held" || st.Damaged != 0 {
-			t.Errorf("stats of a live directory: lock %q, damage %d", st.Lock, st.Damaged)
+		if st.Locks.Open != openShared || st.Locks.Compaction != lockFree || st.Damaged != 0 {
+			t.Errorf("stats of a live directory: locks %+v, damage %d", st.Locks, st.Damaged)
+		}
+		if f := st.State.StateFields; st.State.Status != stateOK || f.Generation == 0 || f.WriterDied || f.FailedSync != 0 {
+			t.Errorf("stats of a live directory: state %+v %+v", st.State, f)
 		}
 		segs = len(st.Segments)
 		mustRun(t, exitOK, "ls", "--prefix", "key-00", dir)

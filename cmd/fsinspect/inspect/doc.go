@@ -6,26 +6,41 @@
 // # Commands
 //
 // One file per subcommand, each with its test: stats.go (what the directory
-// holds, its budget and whether a writer has it), ls.go (keys), get.go (one
-// value or its record), dump.go (every record of one segment or hint file,
-// offset by offset, damage included) and verify.go (every checksum of every
-// file, exit status 1 when something is damaged). A compact command joins the
-// list once the engine can compact; until then there is none, rather than a
-// command that cannot work.
+// holds, its budget, which processes have it open and the shared state),
+// ls.go (keys), get.go (one value or its record), dump.go (every record of
+// one segment or hint file, offset by offset, seals and damage included) and
+// verify.go (every checksum of every file, and the shared state file; exit
+// status 1 when something is damaged). lockstate.go and state.go read the
+// lock file's locks and the shared state file for stats and verify. A
+// compact command joins the list once the engine can compact; until then
+// there is none, rather than a command that cannot work.
 //
 // # Reading a directory in use
 //
 // Every command is read-only. stats, ls and get open the cache with
-// engine.Options{ReadOnly: true}: no lock is taken, nothing is recovered on
-// disk, and what they print is the directory as it was when they opened it,
-// however busy its writer. dump and verify read the files themselves
-// (verify only checks the directory with engine.CheckDir first), because
-// their job is to show what the engine would skip or refuse. Segment files
-// are mapped up to the size they had when they were opened: a record a
-// writer is appending at that moment shows as a torn tail, which verify
-// reports as a warning for the last segment, never as damage. The tests
-// prove that no command changes a byte, a name or a modification time in
-// the directory (requireNoChange, and kennel-hash in the scripts).
+// engine.Options{ReadOnly: true}: no lock is taken and nothing is recovered
+// on disk; through the shared state file the cache follows what the
+// processes that have the directory open read-write append, so what a
+// command prints is the directory as it was while the command ran, however
+// busy its writers. dump and verify read the files themselves (verify only
+// checks the directory with engine.CheckDir first), because their job is to
+// show what the engine would skip or refuse. Segment files are mapped up to
+// the size they had when they were opened: a record a writer is appending at
+// that moment shows as a torn tail, which verify reports as a warning for
+// the last segment, never as damage.
+//
+// Which processes have the directory open, and which of its locks they
+// hold, comes from the kernel: F_OFD_GETLK tests a byte range of the lock
+// file without taking it (lockf.File.Holder), so the probe never stands in a
+// writer's way. lockf opens the lock file read-write, so the probe opens only
+// a lock file that exists (a missing one is never created), and reports the
+// locks as unknown when it cannot open it. The kernel does not say which
+// process holds an open file description lock. The shared state file is
+// read through a read-only mapping, as the processes sharing the directory
+// change it word by word.
+//
+// The tests prove that no command changes a byte, a name or a modification
+// time in the directory (requireNoChange, and kennel-hash in the scripts).
 //
 // # Exit status
 //

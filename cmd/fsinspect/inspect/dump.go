@@ -21,10 +21,13 @@ var dumpCmd = &command{
 	help: `
 Dump prints the records of one segment file in file order: offset, size,
 checksum status, kind, codec, sequence number, expiry, value length and key
-(quoted, truncated). A stretch of bytes that is not a valid record is printed
-as BAD with the reason, and dump carries on at the next valid record, the way
-a reader resynchronises; the last line says how the file ends (clean, a torn
-tail, or damage).
+(quoted, truncated), and a FRESH column with the time a value turns stale
+when a record has one. A stretch of bytes that is not a valid record is
+printed as BAD with the reason, and dump carries on at the next valid
+record, the way a reader resynchronises. A seal record ends the segment:
+bytes after it (what a writer that died mid-append left) are never read as
+records, and dump shows them as one stretch. The last line says how the file
+ends (clean, sealed, a torn tail, or damage).
 
 Given a hint file (NNNN.hint) instead, dump prints its header and entries.
 Dump reads the file only; it needs no cache directory, and a segment a writer
@@ -90,17 +93,23 @@ type dumper struct {
 	now    time.Time
 }
 
-// dumpItem is a record, or a stretch of bytes that is not one.
+// dumpItem is a record (a seal included), a stretch of bytes that is not
+// one, or the bytes after a seal.
 type dumpItem struct {
 	off, size int
 	rec       segment.Record
-	err       error // nil: a good record
+	err       error // nil: a good record, or pastSeal
 	next      int   // after a bad stretch: the next good record, or -1
+	pastSeal  bool  // bytes after a seal record: never read as records
 }
 
-// walk calls fn for each record and bad stretch of the segment's bytes. It
-// returns the offset where the records end, and why: nil at the end of the
-// file, else the error of the bad stretch that runs to the end.
+// errSealed is walk's reason for an end at a seal record.
+var errSealed = errors.New("sealed")
+
+// walk calls fn for each record, seal and bad stretch of the segment's
+// bytes, and for the bytes after a seal. It returns the offset where the
+// records end, and why: nil at the end of the file, errSealed after a seal,
+// else the error of the bad stretch that runs to the end.
 func (d *dumper) walk(fn func(dumpItem)) (end int, why error) {
 	if len(d.data) <= segment.HeaderSize {
 		return len(d.data), nil
@@ -111,6 +120,16 @@ func (d *dumper) walk(fn func(dumpItem)) (end int, why error) {
 			fn(dumpItem{off: s.Offset(), size: s.Size(), rec: s.Record()})
 		}
 		stop, err := s.Stop()
+		if err == nil && s.Sealed() {
+			// The scanner stopped just past the seal, and yields none.
+			off := stop - segment.RecordHeaderSize
+			seal, _, _ := segment.DecodeRecord(d.data[off:stop])
+			fn(dumpItem{off: off, size: segment.RecordHeaderSize, rec: seal})
+			if stop < len(d.data) {
+				fn(dumpItem{off: stop, size: len(d.data) - stop, pastSeal: true, next: -1})
+			}
+			return stop, errSealed
+		}
 		if err == nil {
 			return stop, nil
 		}
@@ -126,19 +145,42 @@ func (d *dumper) walk(fn func(dumpItem)) (end int, why error) {
 	}
 }
 
-// cells are an item's table cells; a bad stretch has a reason instead of
-// the record's fields.
+// dumpColumns are the columns of a segment dump. FRESH is left out when no
+// record has a fresh-until time.
+var dumpColumns = []string{"OFFSET", "SIZE", "CHECK", "KIND", "CODEC", "SEQ", "EXPIRY", "FRESH", "VALLEN", "KEY"}
+
+const dumpFreshColumn = 7
+
+// cells are an item's table cells, FRESH included; a bad stretch has a
+// reason instead of the record's fields, and a seal "-" for the fields it
+// does not have.
 func (d *dumper) cells(it dumpItem) []string {
-	if it.err != nil {
+	switch {
+	case it.pastSeal:
+		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "-", badReason(it)}
+	case it.err != nil:
 		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "BAD", badReason(it)}
 	}
 	r := it.rec
-	return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), r.Codec.String(),
-		fmt.Sprint(r.Seq), formatExpiryNanos(r.Expiry, d.now), fmt.Sprint(len(r.Value)), quoteKey(r.Key, dumpKeyMax)}
+	if r.Kind == segment.KindSeal {
+		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), "-", fmt.Sprint(r.Seq), "-", "-", "-", "-"}
+	}
+	return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), r.Codec.String(), fmt.Sprint(r.Seq),
+		formatExpiryNanos(r.Expiry, d.now), formatFreshNanos(r.Fresh, d.now), fmt.Sprint(len(r.Value)), quoteKey(r.Key, dumpKeyMax)}
+}
+
+// withoutFresh drops the FRESH cell from a record's cells.
+func withoutFresh(cells []string) []string {
+	if len(cells) <= dumpFreshColumn {
+		return cells // a bad stretch: no such column
+	}
+	return append(cells[:dumpFreshColumn:dumpFreshColumn], cells[dumpFreshColumn+1:]...)
 }
 
 func badReason(it dumpItem) string {
 	switch {
+	case it.pastSeal:
+		return fmt.Sprintf("%d bytes after the seal: not records, never read (what a writer that died mid-append left)", it.size)
 	case it.next >= 0:
 		return fmt.Sprintf("%v; next record at %d", it.err, it.next)
 	case segment.Torn(it.err):
@@ -154,6 +196,8 @@ type dumpRecord struct {
 	OK     bool   `json:"ok"`
 	Error  string `json:"error,omitempty"`
 	Next   *int   `json:"next,omitempty"` // after a bad stretch: where records resume
+	// PastSeal marks the bytes after a seal record: not records, not damage.
+	PastSeal bool `json:"past_seal,omitempty"`
 	// Key and KeyHex are jsonKey's, empty for a bad stretch.
 	Key      string `json:"key,omitempty"`
 	KeyHex   string `json:"key_hex,omitempty"`
@@ -161,6 +205,7 @@ type dumpRecord struct {
 	Codec    string `json:"codec,omitempty"`
 	Seq      uint64 `json:"seq,omitempty"`
 	Expiry   string `json:"expiry,omitempty"`
+	Fresh    string `json:"fresh,omitempty"` // when the value turns stale; absent: when it expires
 	ValueLen *int   `json:"value_len,omitempty"`
 }
 
@@ -173,20 +218,24 @@ type dumpHeader struct {
 }
 
 type dumpEnd struct {
-	Offset int    `json:"offset"`
-	State  string `json:"state"` // "clean", "torn" or "damaged"
-	Error  string `json:"error,omitempty"`
-	Good   int    `json:"good"`
-	Bad    int    `json:"bad"`
+	Offset   int    `json:"offset"`
+	State    string `json:"state"` // "clean", "sealed", "torn" or "damaged"
+	Error    string `json:"error,omitempty"`
+	Good     int    `json:"good"`      // records, the seal included
+	Bad      int    `json:"bad"`       // stretches of damage
+	PastSeal int    `json:"past_seal"` // bytes after the seal
 }
 
 func (d *dumper) segment(hdr segment.Header, herr error) error {
 	w := d.e.stdout
-	var good, bad int
+	var good, bad, pastSeal int
 	count := func(it dumpItem) {
-		if it.err == nil {
+		switch {
+		case it.pastSeal:
+			pastSeal += it.size
+		case it.err == nil:
 			good++
-		} else {
+		default:
 			bad++
 		}
 	}
@@ -225,7 +274,11 @@ func (d *dumper) segment(hdr segment.Header, herr error) error {
 			return err
 		}
 		fmt.Fprintf(w, ",\n  \"end\": ")
-		writeInline(w, dumpEnd{Offset: end, State: endState(why), Error: errString(why), Good: good, Bad: bad})
+		var reason error
+		if !errors.Is(why, errSealed) {
+			reason = why
+		}
+		writeInline(w, dumpEnd{Offset: end, State: endState(why), Error: errString(reason), Good: good, Bad: bad, PastSeal: pastSeal})
 		_, err := fmt.Fprintf(w, "\n}\n")
 		return err
 	}
@@ -244,15 +297,26 @@ func (d *dumper) segment(hdr segment.Header, herr error) error {
 	if !readRecords {
 		return nil
 	}
-	// Two passes over the mapped file: the first measures the columns, so
-	// that the second streams rows that line up, however long the segment.
-	cols := newColumns("OFFSET", "SIZE", "CHECK", "KIND", "CODEC", "SEQ", "EXPIRY", "VALLEN", "KEY")
-	d.walk(func(it dumpItem) { cols.measure(d.cells(it)) })
+	// Two passes over the mapped file: the first measures the columns (and
+	// finds out whether any record has a fresh-until time), so that the
+	// second streams rows that line up, however long the segment.
+	all, lean := newColumns(dumpColumns...), newColumns(withoutFresh(dumpColumns)...)
+	fresh := false
+	d.walk(func(it dumpItem) {
+		cells := d.cells(it)
+		all.measure(cells)
+		lean.measure(withoutFresh(cells))
+		fresh = fresh || it.rec.Fresh != 0
+	})
+	cols, cells := lean, func(it dumpItem) []string { return withoutFresh(d.cells(it)) }
+	if fresh {
+		cols, cells = all, d.cells
+	}
 	fmt.Fprintln(w)
 	cols.print(w, cols.head)
 	end, why := d.walk(func(it dumpItem) {
 		count(it)
-		cols.print(w, d.cells(it))
+		cols.print(w, cells(it))
 		if d.hexMax >= 0 {
 			hexDump(w, d.data[it.off:it.off+it.size], int64(it.off), d.hexMax)
 		}
@@ -263,18 +327,27 @@ func (d *dumper) segment(hdr segment.Header, herr error) error {
 }
 
 func (d *dumper) jsonRecord(it dumpItem) dumpRecord {
-	r := dumpRecord{Offset: it.off, Size: it.size, OK: it.err == nil}
-	if it.err != nil {
+	r := dumpRecord{Offset: it.off, Size: it.size, OK: it.err == nil && !it.pastSeal}
+	switch {
+	case it.pastSeal:
+		r.Error, r.PastSeal = badReason(it), true
+		return r
+	case it.err != nil:
 		r.Error = badReason(it)
 		if it.next >= 0 {
 			r.Next = &it.next
 		}
 		return r
 	}
-	k := newJSONKey(it.rec.Key)
-	n := len(it.rec.Value)
+	rec := &it.rec
+	r.Kind, r.Seq = rec.Kind.String(), rec.Seq
+	if rec.Kind == segment.KindSeal {
+		return r
+	}
+	k := newJSONKey(rec.Key)
+	n := len(rec.Value)
 	r.Key, r.KeyHex, r.ValueLen = k.Key, k.KeyHex, &n
-	r.Kind, r.Codec, r.Seq, r.Expiry = it.rec.Kind.String(), it.rec.Codec.String(), it.rec.Seq, jsonTimeNanos(it.rec.Expiry)
+	r.Codec, r.Expiry, r.Fresh = rec.Codec.String(), jsonTimeNanos(rec.Expiry), jsonTimeNanos(rec.Fresh)
 	return r
 }
 
@@ -282,6 +355,8 @@ func endState(err error) string {
 	switch {
 	case err == nil:
 		return "clean"
+	case errors.Is(err, errSealed):
+		return "sealed"
 	case segment.Torn(err):
 		return "torn"
 	}
@@ -292,6 +367,11 @@ func describeEnd(err error, tail int) string {
 	switch endState(err) {
 	case "clean":
 		return "clean end"
+	case "sealed":
+		if tail > 0 {
+			return fmt.Sprintf("sealed, %d bytes after the seal", tail)
+		}
+		return "sealed"
 	case "torn":
 		return fmt.Sprintf("torn tail of %d bytes", tail)
 	}

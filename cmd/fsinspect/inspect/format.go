@@ -58,6 +58,19 @@ func formatExpiryNanos(expiry int64, now time.Time) string {
 	return formatExpiry(t, !now.Before(t))
 }
 
+// formatFreshNanos prints a record's fresh-until time (unix nanoseconds;
+// 0: none, the value stays fresh until it expires), marked once it is past.
+func formatFreshNanos(fresh int64, now time.Time) string {
+	if fresh == 0 {
+		return "-"
+	}
+	t := time.Unix(0, fresh)
+	if !now.Before(t) {
+		return t.UTC().Format(timeLayout) + " (stale)"
+	}
+	return t.UTC().Format(timeLayout)
+}
+
 // quoteKey prints a key as a Go string literal, so that spaces, tabs and
 // bytes that are not text are visible and the table stays aligned. max > 0
 // truncates the key to max bytes first, marked by "...".
@@ -83,8 +96,8 @@ func newJSONKey(key []byte) jsonKey {
 	return k
 }
 
-// jsonTime is how JSON output carries an expiry: RFC 3339 in UTC with
-// nanoseconds, empty when the record never expires.
+// jsonTime is how JSON output carries an expiry or a fresh-until time:
+// RFC 3339 in UTC with nanoseconds, empty when the record has none.
 func jsonTime(t time.Time) string {
 	if t.IsZero() {
 		return ""

@@ -386,14 +386,15 @@ func testDir(t testing.TB, o fillOptions) string {
 	return dir
 }
 
-// writer is kennel-writer DIR READY STOP: a process that has the cache in
-// DIR open read-write and keeps writing into it, rolling segments often,
-// until the file STOP exists. It creates READY once it has written a first
-// batch. It gives up after a minute, so that a test that forgets to stop it
-// does not hang. It returns the exit status.
+// writer is kennel-writer DIR READY STOP [exclusive]: a process that has
+// the cache in DIR open read-write (with Options.Exclusive if asked) and
+// keeps writing into it, rolling segments often, until the file STOP exists.
+// It creates READY once it has written a first batch. It gives up after a
+// minute, so that a test that forgets to stop it does not hang. It returns
+// the exit status.
 func writer(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: kennel-writer DIR READY STOP")
+	if len(args) < 3 || len(args) > 4 || (len(args) == 4 && args[3] != "exclusive") {
+		fmt.Fprintln(os.Stderr, "usage: kennel-writer DIR READY STOP [exclusive]")
 		return 2
 	}
 	dir, ready, stop := args[0], args[1], args[2]
@@ -401,7 +402,7 @@ func writer(args []string) int {
 		fmt.Fprintln(os.Stderr, "kennel-writer:", err)
 		return 1
 	}
-	c, err := engine.Open(dir, engine.Options{SegmentSize: 16 << 10, Sync: engine.SyncNever})
+	c, err := engine.Open(dir, engine.Options{SegmentSize: 16 << 10, Sync: engine.SyncNever, Exclusive: len(args) == 4})
 	if err != nil {
 		return fail(err)
 	}

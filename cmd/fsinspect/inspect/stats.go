@@ -7,22 +7,27 @@ import (
 	"path/filepath"
 
 	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
 )
 
 var statsCmd = &command{
 	name:    "stats",
 	args:    "DIR",
-	summary: "keys, live/dead/expired bytes, segments, budget, format and lock state",
+	summary: "keys, live/dead/expired bytes, segments, budget, format, locks and shared state",
 	help: `
 Stats prints what the cache directory DIR holds: its keys; the bytes of
 records that are live, expired (still on disk, no longer returned) and dead
 (superseded or deleted, waiting for compaction); each segment with its live
 ratio; keys whose value is in a sidecar file; the disk use against the size
-budget; the format version; and whether a writer has the directory open.
+budget; the format version; which processes have the directory open and
+which of its locks they hold; and the shared state file: the published end
+of the log (segment:offset), the generation, a writer that died in the
+middle of an append, a segment whose sync failed.
 
-A read-only open cannot know the CacheSize the writer chose, so the budget
-shown is the default one, and says so.`,
+Locks are read from the kernel, which does not say which process holds
+them. A read-only open cannot know the CacheSize the writers chose, so the
+budget shown is the default one, and says so.`,
 	setup: func(e *env, fs *flag.FlagSet) func([]string) error {
 		return func(args []string) error { return runStats(e, args[0]) }
 	},
@@ -32,7 +37,8 @@ shown is the default one, and says so.`,
 type statsReport struct {
 	Dir           string         `json:"dir"`
 	FormatVersion int            `json:"format_version"`
-	Lock          string         `json:"lock"` // "held" or "free"
+	Locks         lockReport     `json:"locks"`
+	State         stateReport    `json:"state"`
 	Keys          int            `json:"keys"`
 	ExpiredKeys   int            `json:"expired_keys"`
 	SidecarKeys   int            `json:"sidecar_keys"`
@@ -81,23 +87,17 @@ func runStats(e *env, dir string) error {
 }
 
 func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error) {
-	lock, err := lockState(dir)
-	if err != nil {
-		return nil, err
-	}
+	locks, state := probeState(dir)
 	st := c.Stats()
 	segs, err := c.Segments()
 	if err != nil {
 		return nil, err
 	}
 	r := &statsReport{
-		Dir: dir, FormatVersion: version, Lock: "free",
+		Dir: dir, FormatVersion: version, Locks: locks, State: newStateReport(state),
 		Keys: st.Keys, DeadBytes: st.DeadBytes, DiskBytes: st.DiskBytes,
 		BudgetBytes: st.CacheSize, BudgetSource: "default", Damaged: st.Corruptions,
 		Segments: []segmentStats{},
-	}
-	if lock == lockHeld {
-		r.Lock = "held"
 	}
 	expiredBySeg := make(map[uint64]int64)
 	err = c.Keys(nil, func(k engine.KeyInfo) error {
@@ -115,7 +115,7 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		return nil, err
 	}
 	r.LiveBytes = st.LiveBytes - r.ExpiredBytes
-	for i, s := range segs {
+	for _, s := range segs {
 		ss := segmentStats{
 			ID: s.ID, File: s.File, Bytes: s.Bytes,
 			LiveBytes: s.LiveBytes - expiredBySeg[s.ID], ExpiredBytes: expiredBySeg[s.ID],
@@ -126,10 +126,11 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		}
 		_, err := os.Lstat(filepath.Join(dir, segment.HintFileName(s.ID)))
 		ss.Hint = err == nil
-		// A read-only open does not know which segment the writer appends
-		// to: it is the newest, unless that one was sealed (it has a hint).
+		// The active segment is the one the published position is in (the
+		// newest, in a directory without a state file); the others are
+		// sealed, whether their hint is written yet or not.
 		ss.State = "sealed"
-		if i == len(segs)-1 && !ss.Hint {
+		if s.Active {
 			ss.State = "active"
 		}
 		r.Segments = append(r.Segments, ss)
@@ -139,17 +140,27 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 
 func printStats(e *env, r *statsReport) {
 	tw := newTable(e.stdout)
-	lock := lockFree
-	if r.Lock == "held" {
-		lock = lockHeld
-	}
 	damaged := "none found on open"
 	if r.Damaged > 0 {
 		damaged = fmt.Sprintf("%d damaged records or files found on open (run 'fsinspect verify')", r.Damaged)
 	}
 	row(tw, "directory", r.Dir)
 	row(tw, "format", fmt.Sprintf("kennel format %d", r.FormatVersion))
-	row(tw, "lock", lock)
+	row(tw, "open", describeOpen(r.Locks, r.Dir))
+	row(tw, "append", describeAppend(r.Locks))
+	row(tw, "compaction", describeCompaction(r.Locks))
+	row(tw, "state", describeState(r.State))
+	if f := r.State.StateFields; f != nil {
+		switch {
+		case f.WriterDied:
+			row(tw, "writer", describeWriterDied(r.Locks, sharedstate.MakePosition(f.Segment, f.Offset)))
+		case f.Writing && !r.Locks.known():
+			row(tw, "writer", "appending, or died mid-append (the writing flag is set; the lock state is unknown)")
+		}
+		if f.FailedSync != 0 {
+			row(tw, "failed sync", fmt.Sprintf("segment %d: an fdatasync of it failed, so it is sealed, never synced or appended to again", f.FailedSync))
+		}
+	}
 	row(tw, "keys", fmt.Sprintf("%d (%d expired)", r.Keys, r.ExpiredKeys))
 	row(tw, "live", formatSize(r.LiveBytes))
 	row(tw, "expired", formatSize(r.ExpiredBytes))

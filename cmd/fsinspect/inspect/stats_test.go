@@ -1,13 +1,18 @@
 package inspect
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
+	"github.com/kennel-cache/kennel/lockf"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -23,22 +28,24 @@ func TestStatsAccounting(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "stats", "--json", dir).stdout), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Lock != "free" || r.FormatVersion != 1 {
-		t.Errorf("keys %d, expired %d, sidecars %d, lock %q, format %d; want 177, 17, 0, free, 1",
-			r.Keys, r.ExpiredKeys, r.SidecarKeys, r.Lock, r.FormatVersion)
+	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 1 {
+		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 1",
+			r.Keys, r.ExpiredKeys, r.SidecarKeys, r.Locks, r.FormatVersion)
 	}
 	if len(r.Segments) < 3 {
 		t.Fatalf("%d segments; the test wants several", len(r.Segments))
 	}
 	var live, expired, dead, disk int64
 	for i, s := range r.Segments {
-		if got := s.LiveBytes + s.ExpiredBytes + s.DeadBytes + segment.HeaderSize; got != s.Bytes {
-			t.Errorf("segment %d: live %d + expired %d + dead %d + header = %d, want its %d bytes",
-				s.ID, s.LiveBytes, s.ExpiredBytes, s.DeadBytes, got, s.Bytes)
-		}
-		wantState := "sealed"
+		// Every segment but the last was rolled by a live writer, which
+		// ended it with a seal record: neither live nor dead.
+		wantState, seal := "sealed", int64(segment.RecordHeaderSize)
 		if i == len(r.Segments)-1 {
-			wantState = "active"
+			wantState, seal = "active", 0
+		}
+		if got := s.LiveBytes + s.ExpiredBytes + s.DeadBytes + segment.HeaderSize + seal; got != s.Bytes {
+			t.Errorf("segment %d: live %d + expired %d + dead %d + header + seal %d = %d, want its %d bytes",
+				s.ID, s.LiveBytes, s.ExpiredBytes, s.DeadBytes, seal, got, s.Bytes)
 		}
 		if s.State != wantState || s.Hint != (wantState == "sealed") {
 			t.Errorf("segment %d: state %s, hint %v; want %s", s.ID, s.State, s.Hint, wantState)
@@ -63,43 +70,245 @@ func TestStatsAccounting(t *testing.T) {
 	if r.DiskBytes != disk || r.BudgetBytes != 1<<30 || r.BudgetSource != "default" {
 		t.Errorf("disk %d of %d (%s), want %d of 1 GiB (default)", r.DiskBytes, r.BudgetBytes, r.BudgetSource, disk)
 	}
+	// The writer closed: the log ends where the last segment does.
+	last := r.Segments[len(r.Segments)-1]
+	if f := r.State.StateFields; r.State.Status != stateOK || f == nil || uint64(f.Segment) != last.ID || int64(f.Offset) != last.Bytes ||
+		f.Position != fmt.Sprintf("%d:%d", last.ID, last.Bytes) || f.Generation != 1 || f.Writing || f.WriterDied || f.FailedSync != 0 {
+		t.Errorf("state %+v %+v; want published %d:%d, generation 1, no writer, no failed sync", r.State, f, last.ID, last.Bytes)
+	}
 }
 
-// TestLockState checks the lock probe against a writer in this process (a
-// flock belongs to an open file description, so the probe's own open sees
-// it), and that probing creates no lock file.
+var freeLocks = lockReport{Open: openNone, Append: lockFree, Compaction: lockFree}
+
+// TestLockState checks the lock probe against caches and lock holders in
+// this process: OFD locks belong to open file descriptions, not processes,
+// so the probe's own open of the lock file sees the locks taken through
+// every other, in this process as in others. It also checks that the probe
+// takes no lock and creates no lock file.
 func TestLockState(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 10})
+	lockPath := filepath.Join(dir, lockFile)
+	check := func(what string, want lockReport) {
+		t.Helper()
+		if got := lockState(dir); got != want {
+			t.Errorf("%s: lockState = %+v, want %+v", what, got, want)
+		}
+	}
+	statsLine := func(what, label, value string) {
+		t.Helper()
+		if r := mustRun(t, exitOK, "stats", dir); !hasRow(r.stdout, label, value) {
+			t.Errorf("stats with %s: no row %s %q in\n%s", what, label, value, r.stdout)
+		}
+	}
+	open := func(o engine.Options) *engine.Cache {
+		t.Helper()
+		c, err := engine.Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	closeCache := func(c *engine.Cache) {
+		t.Helper()
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	requireNoChange(t, dir, func() { check("nobody", freeLocks) })
+	statsLine("nobody", "open", "not read-write by any process")
+
+	c1, c2 := open(engine.Options{}), open(engine.Options{})
+	check("two caches", lockReport{Open: openShared, Append: lockFree, Compaction: lockFree})
+	statsLine("two caches", "open", "read-write, by one or more processes (OFD locks carry no PID: 'fuser -v "+lockPath+"' lists them)")
+	statsLine("two caches", "append", "free")
+	// A read-only cache takes no lock.
+	closeCache(c1)
+	closeCache(c2)
+	ro := open(engine.Options{ReadOnly: true})
+	check("a read-only cache", freeLocks)
+	closeCache(ro)
+
+	c := open(engine.Options{Exclusive: true})
+	check("an exclusive cache", lockReport{Open: openExclusive, Append: lockHeld, Compaction: lockFree})
+	statsLine("an exclusive cache", "open", "read-write, by one process alone (Options.Exclusive)")
+	statsLine("an exclusive cache", "append", "held for good by the exclusive process")
+	closeCache(c)
+
+	// Locks held by hand, as an appender, a compactor and an opener hold
+	// them.
+	lf, err := lockf.Open(lockPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []lockf.Range{lockf.AppendRange(), lockf.CompactionRange(), lockf.OpenRange()} {
+		if _, err := lf.Lock(context.Background(), r, lockf.Exclusive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("append, compaction and open locks held", lockReport{Open: openNone, Opening: true, Append: lockHeld, Compaction: lockHeld})
+	statsLine("the locks held", "append", "held: a process is appending")
+	statsLine("the locks held", "compaction", "held: a process is compacting")
+	statsLine("the locks held", "open", "not read-write by any process; a process is opening it")
+	if err := lf.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The probes let go of nothing they took: an exclusive writer can still
+	// open the directory.
+	closeCache(open(engine.Options{Exclusive: true}))
+	requireNoChange(t, dir, func() { check("after all that", freeLocks) })
+
+	// No lock file: nobody can hold a lock, and the probe creates none.
+	if err := os.Remove(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	requireNoChange(t, dir, func() { check("without a lock file", freeLocks) })
+
+	// A lock file the probe cannot open read-write: unknown, and stats still
+	// says everything else.
+	if err := os.Mkdir(lockPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got := lockState(dir)
+	if got.Open != lockUnknown || got.Append != lockUnknown || got.Compaction != lockUnknown || !strings.Contains(got.Error, "not a regular file") {
+		t.Errorf("with a directory for a lock file: %+v", got)
+	}
+	statsLine("a directory for a lock file", "open", "unknown ("+lockPath+" is not a regular file)")
+	if os.Geteuid() != 0 { // root opens any file
+		if err := os.Remove(lockPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(lockPath, nil, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		requireNoChange(t, dir, func() {
+			if got := lockState(dir); got.Open != lockUnknown || !strings.Contains(got.Error, "permission denied") {
+				t.Errorf("with a read-only lock file: %+v", got)
+			}
+		})
+	}
+}
+
+// TestStatsState checks what stats says of the shared state file: a writer
+// that died mid-append, a failed sync, a directory without a state file or
+// with a damaged one.
+func TestStatsState(t *testing.T) {
+	dir := testDir(t, fillOptions{n: 10})
+	stats := func() (statsReport, string) {
+		t.Helper()
+		var r statsReport
+		if err := json.Unmarshal([]byte(mustRun(t, exitOK, "stats", "--json", dir).stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r, mustRun(t, exitOK, "stats", dir).stdout
+	}
+	line := func(out, label, value string) {
+		t.Helper()
+		if !hasRow(out, label, value) {
+			t.Errorf("no row %s %q in\n%s", label, value, out)
+		}
+	}
+
+	r, out := stats()
+	f := r.State.StateFields
+	if r.State.Status != stateOK || f == nil || f.Position != "1:1472" || f.Segment != 1 || f.Offset != 1472 || f.Generation != 1 ||
+		f.NextSeq != 11 || f.NextSegmentID != 2 {
+		t.Fatalf("state %+v %+v", r.State, f)
+	}
+	line(out, "state", "published 1:1472 (segment 1, offset 1472), generation 1")
+	if strings.Contains(out, "\nwriter ") || strings.Contains(out, "\nfailed sync ") {
+		t.Errorf("a clean directory:\n%s", out)
+	}
+
+	// The last writer died with the writing flag set, after a sync of
+	// segment 1 failed.
+	editState(func(s *sharedstate.File) { s.SetWriting(true); s.SetFailedSync(1) })(t, dir)
+	r, out = stats()
+	if f := r.State.StateFields; !f.Writing || !f.WriterDied || f.FailedSync != 1 {
+		t.Errorf("writer died, failed sync: %+v", f)
+	}
+	line(out, "writer", "a writer died mid-append (the writing flag is set and no process holds the append lock) past offset 1472 of segment 1: the next process to open the directory read-write recovers it")
+	line(out, "failed sync", "segment 1: an fdatasync of it failed, so it is sealed, never synced or appended to again")
+
+	// A process that has the directory open will seal the dead writer's
+	// bytes at its next append.
 	c, err := engine.Open(dir, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := lockState(dir); got != lockHeld || err != nil {
-		t.Errorf("with a writer: lockState = %q, %v; want %q", got, err, lockHeld)
+	defer c.Close()
+	editState(func(s *sharedstate.File) { s.SetWriting(true) })(t, dir)
+	_, out = stats()
+	line(out, "writer", "a writer died mid-append (the writing flag is set and no process holds the append lock): the next append seals segment 1 at offset 1472, and what it wrote past there is never read")
+
+	// A process appending: the flag is set, and it holds the append lock.
+	lf, err := lockf.Open(filepath.Join(dir, lockFile), 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r := mustRun(t, exitOK, "stats", dir); !strings.Contains(r.stdout, "lock       held by a writer\n") {
-		t.Errorf("stats with a writer:\n%s", r.stdout)
+	defer lf.Close()
+	held, err := lf.Lock(context.Background(), lockf.AppendRange(), lockf.Exclusive)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The probe let go of its shared lock: the writer can still be replaced.
+	r, out = stats()
+	if f := r.State.StateFields; !f.Writing || f.WriterDied {
+		t.Errorf("a writer appending: %+v", f)
+	}
+	if strings.Contains(out, "\nwriter") {
+		t.Errorf("a writer appending:\n%s", out)
+	}
+	held.Unlock()
+	editState(func(s *sharedstate.File) { s.SetWriting(false) })(t, dir)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err = engine.Open(dir, engine.Options{})
-	if err != nil {
-		t.Fatalf("reopen after probing: %v", err)
-	}
-	c.Close()
-	if got, err := lockState(dir); got != lockFree || err != nil {
-		t.Errorf("without a writer: lockState = %q, %v; want %q", got, err, lockFree)
-	}
 
-	lock := filepath.Join(dir, lockFile)
-	if err := os.Remove(lock); err != nil {
+	// A damaged state file, and none at all.
+	statePath := filepath.Join(dir, stateFile)
+	if err := flipByte(statePath, 0); err != nil {
 		t.Fatal(err)
 	}
-	requireNoChange(t, dir, func() {
-		if got, err := lockState(dir); got != lockFree || err != nil {
-			t.Errorf("without a lock file: lockState = %q, %v; want %q", got, err, lockFree)
+	r, out = stats()
+	if r.State.Status != stateCorrupt || r.State.StateFields != nil || !strings.Contains(r.State.Error, "bad magic") {
+		t.Errorf("damaged state file: %+v", r.State)
+	}
+	line(out, `state`, `corrupt: kennel: shared state file corrupt: bad magic "\x94ennelSF" (run 'fsinspect verify')`)
+	if err := os.Remove(statePath); err != nil {
+		t.Fatal(err)
+	}
+	r, out = stats()
+	if r.State.Status != stateMissing || r.State.StateFields != nil {
+		t.Errorf("no state file: %+v", r.State)
+	}
+	line(out, "state", "none (no state file: the directory was never opened read-write by a kennel that shares it)")
+	if err := os.WriteFile(statePath, make([]byte, sharedstate.Size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ = stats(); r.State.Status != stateUninit {
+		t.Errorf("a zeroed state file: %+v", r.State)
+	}
+}
+
+// hasRow reports whether a table in out has a row of two cells, label and
+// value, whatever the column's width.
+func hasRow(out, label, value string) bool {
+	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + ` {2,}` + regexp.QuoteMeta(value) + `$`).MatchString(out)
+}
+
+// editState changes the shared state file of dir through a mapping of it,
+// as a process that shares the directory does.
+func editState(edit func(*sharedstate.File)) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		s, err := sharedstate.Open(filepath.Join(dir, stateFile), 0o600, false)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		edit(s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

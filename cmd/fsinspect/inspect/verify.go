@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -27,12 +28,15 @@ Verify checks every file of the cache directory DIR: the header of each
 segment; the checksum of each of its records, resynchronising past damage to
 check the rest; each hint file, whole (checksums) and entry by entry against
 the record at the offset it names (kind, key, sequence number, expiry, size),
-and that no record is missing from it; and that no file is out of place.
+and that no record is missing from it; the shared state file, and that the
+end of the log it publishes lies in an existing segment; and that no file is
+out of place.
 
 Each finding is printed with its file and offset. Problems are damage: data
 the engine would skip or could not vouch for. Warnings are not damage: a torn
 tail at the end of the last segment (a write in flight, or interrupted by a
-crash, which the next writer seals), a temporary file left by a crash, a file
+crash, which the next writer seals), bytes after a seal record, a writer that
+died in the middle of an append, a temporary file left by a crash, a file
 kennel does not know. The exit status is 0 when there is no problem, 1 when
 there is, 2 when DIR could not be verified at all.
 
@@ -94,6 +98,7 @@ type check func(v *verifier) error
 // and no sidecar is orphaned) joins this list.
 var verifyChecks = []check{
 	(*verifier).checkSegments,
+	(*verifier).checkState,
 	(*verifier).checkOtherFiles,
 }
 
@@ -280,7 +285,7 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 
 	if size < segment.HeaderSize {
 		if last {
-			v.warn(name, 0, "%d bytes, shorter than a header: a crash interrupted its creation (the next writer removes it)", size)
+			v.warn(name, 0, "%d bytes, shorter than a header: a write in flight, or a crash interrupted its creation (the next process to open the directory alone removes it)", size)
 		} else {
 			v.problem(name, 0, "%d bytes, shorter than a header", size)
 		}
@@ -349,6 +354,14 @@ func (v *verifier) scanRecords(name string, data []byte, last, sealed bool) ([]r
 		}
 		stop, err := s.Stop()
 		if err == nil {
+			if s.Sealed() && stop < len(data) {
+				// A seal ends the segment: what follows it is not records,
+				// and no reader takes it for any. A writer that dies in
+				// the middle of an append leaves bytes past the published
+				// end, which the next appender seals there.
+				bad = append(bad, span{stop, len(data)})
+				v.warn(name, int64(stop), "%d bytes after the seal are not records: what a writer that died mid-append left (never read)", len(data)-stop)
+			}
 			return recs, bad
 		}
 		if next := s.Resync(); next >= 0 {
@@ -370,6 +383,66 @@ func (v *verifier) scanRecords(name string, data []byte, last, sealed bool) ([]r
 		}
 		return recs, bad
 	}
+}
+
+// checkState checks the shared state file: that it decodes, and that the
+// end of the log it publishes lies in an existing segment. A directory
+// without one, or with one no process has finished writing, has never been
+// opened read-write by a kennel that shares it: nothing to check.
+func (v *verifier) checkState() error {
+	locks, st := probeState(v.dir)
+	switch st.status {
+	case stateMissing, stateUninit:
+		return nil
+	case stateUnusable:
+		v.problem(stateFile, -1, "%v: the engine cannot open the directory read-write", st.err)
+		return nil
+	case stateCorrupt:
+		if locks.open() || !locks.known() {
+			v.problem(stateFile, 0, "%v; while processes have the directory open, no other can open it read-write, and read-only ones do not follow its writes",
+				st.err)
+		} else {
+			v.warn(stateFile, 0, "%v; the next process to open the directory read-write rewrites it", st.err)
+		}
+		return nil
+	}
+	h := st.hdr
+	if msg := v.checkPosition(h.Position); msg != "" {
+		// Appenders move the position on: a position read before a roll
+		// and a segment looked at after it do not disagree. Only a
+		// position that stays wrong is reported.
+		if again := readState(v.dir); again.ok() && again.hdr.Position != h.Position {
+			msg = v.checkPosition(again.hdr.Position)
+		}
+		if msg != "" {
+			v.warn(stateFile, -1, "%s", msg)
+		}
+	}
+	if st.writerDied {
+		v.warn(stateFile, -1, "%s", describeWriterDied(locks, h.Position))
+	}
+	if h.FailedSync != 0 {
+		v.warn(stateFile, -1, "an fdatasync of segment %d failed: what was written to it before may not survive a power cut (it is sealed, never synced or appended to again)",
+			h.FailedSync)
+	}
+	return nil
+}
+
+// checkPosition says what is wrong with a published position, or "".
+func (v *verifier) checkPosition(pos sharedstate.Position) string {
+	name := segment.FileName(uint64(pos.Segment()))
+	fi, err := os.Stat(filepath.Join(v.dir, name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("the published position %v names segment %d, which does not exist", pos, pos.Segment())
+	case err != nil:
+		return fmt.Sprintf("the published position %v names segment %d, which cannot be read: %v", pos, pos.Segment(), err)
+	case int64(pos.End()) > fi.Size():
+		return fmt.Sprintf("the published position %v is past the end of %s, which has %d bytes", pos, name, fi.Size())
+	case pos.End() < segment.HeaderSize:
+		return fmt.Sprintf("the published position %v is inside the header of %s", pos, name)
+	}
+	return ""
 }
 
 // hintFile is a decoded hint file. Entry keys alias the file's bytes.
@@ -486,7 +559,7 @@ func (v *verifier) checkOtherFiles() error {
 	}
 	for _, de := range v.entries {
 		name := de.Name()
-		if _, ok := segment.ParseFileName(name); ok || name == formatFile || name == lockFile {
+		if _, ok := segment.ParseFileName(name); ok || name == formatFile || name == lockFile || name == stateFile {
 			continue
 		}
 		if id, ok := segment.ParseHintFileName(name); ok {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -19,8 +21,10 @@ func TestVerify(t *testing.T) { runScript(t, "verify") }
 // TestVerifyFindings damages a directory in each way verify knows and
 // checks exactly what it reports: severity, file, offset and message. The
 // directory is 60 keys of 100-byte values unless the case says otherwise:
-// records of 144 bytes, 28 to a 4 KiB segment, so segments 1 and 2 are
-// sealed (4064 bytes, with hints) and segment 3 is the last.
+// records of 144 bytes, 27 to a 4 KiB segment (which keeps room for the
+// 36-byte seal), so segments 1 and 2 are sealed (3956 bytes: the last
+// record at 3776, the seal at 3920; with hints) and segment 3 is the last
+// (6 records, 896 bytes).
 func TestVerifyFindings(t *testing.T) {
 	seg := func(id uint64) string { return segment.FileName(id) }
 	hint := func(id uint64) string { return segment.HintFileName(id) }
@@ -53,35 +57,61 @@ func TestVerifyFindings(t *testing.T) {
 			want:   []want{{sevProblem, seg(3), 32, "record checksum mismatch; 144 bytes skipped to the next record, at 176"}},
 		},
 		{
-			name:   "damage at the end of a sealed segment",
-			damage: flip(seg(1), 4060),
+			name:   "damage in the last record of a sealed segment",
+			damage: flip(seg(1), 3900),
 			code:   exitFailed,
-			// The hint entry for 3920 points into the damage: not reported twice.
-			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the 144 bytes its hint seals"}},
+			// The hint entry for 3776 points into the damage: not reported twice.
+			want: []want{{sevProblem, seg(1), 3776, "record checksum mismatch; 144 bytes skipped to the next record, at 3920"}},
 		},
 		{
-			name: "damage at the end of a segment without a hint",
+			name:   "damaged seal",
+			damage: flip(seg(1), 3950),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the 36 bytes its hint seals"}},
+		},
+		{
+			name: "damaged seal of a segment without a hint",
 			damage: func(t *testing.T, dir string) {
 				remove(hint(1))(t, dir)
-				flip(seg(1), 4060)(t, dir)
+				flip(seg(1), 3950)(t, dir)
 			},
 			code: exitFailed,
-			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the last 144 bytes"}},
+			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the last 36 bytes"}},
 		},
 		{
 			name:   "torn tail of the last segment",
 			damage: tear(seg(3), 20),
 			code:   exitOK,
-			want:   []want{{sevWarning, seg(3), 608, "torn tail of the last segment, 20 bytes"}},
+			want:   []want{{sevWarning, seg(3), 896, "torn tail of the last segment, 20 bytes"}},
 		},
 		{
-			name: "torn tail of an earlier segment without a hint",
+			// What a writer that died mid-append leaves once the next one
+			// sealed the segment where the log ended.
+			name: "bytes after the seal of a segment without a hint",
 			damage: func(t *testing.T, dir string) {
 				remove(hint(1))(t, dir)
 				tear(seg(1), 20)(t, dir)
 			},
 			code: exitOK,
-			want: []want{{sevWarning, seg(1), 4064, "the segment ends with a torn tail of 20 bytes"}},
+			want: []want{{sevWarning, seg(1), 3956, "20 bytes after the seal are not records: what a writer that died mid-append left (never read)"}},
+		},
+		{
+			name:   "bytes after the seal of a segment with a hint",
+			damage: tear(seg(1), 20),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(1), 3956, "20 bytes past the length its hint seals are not records"}},
+		},
+		{
+			// A segment that a kennel before seals rolled, or whose seal
+			// could not be written.
+			name: "torn tail of an earlier segment without a seal or hint",
+			damage: func(t *testing.T, dir string) {
+				remove(hint(1))(t, dir)
+				truncate(seg(1), 3920)(t, dir)
+				tear(seg(1), 20)(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, seg(1), 3920, "the segment ends with a torn tail of 20 bytes"}},
 		},
 		{
 			name:   "hint entry with another seq",
@@ -129,15 +159,15 @@ func TestVerifyFindings(t *testing.T) {
 		},
 		{
 			name:   "hint sealing more than the file holds",
-			damage: rehint(1, 4064, 5000),
+			damage: rehint(1, 3956, 5000),
 			code:   exitFailed,
-			want:   []want{{sevProblem, hint(1), 0, "the hint seals its segment at 5000 bytes, but the file has 4064"}},
+			want:   []want{{sevProblem, hint(1), 0, "the hint seals its segment at 5000 bytes, but the file has 3956"}},
 		},
 		{
 			name:   "hint sealing less than the file holds",
-			damage: rehint(1, 3920, 3920),
+			damage: rehint(1, 3776, 3776),
 			code:   exitOK,
-			want:   []want{{sevWarning, seg(1), 3920, "144 bytes past the length its hint seals are not records"}},
+			want:   []want{{sevWarning, seg(1), 3776, "180 bytes past the length its hint seals are not records"}},
 		},
 		{
 			name:   "segment header of another segment",
@@ -161,13 +191,95 @@ func TestVerifyFindings(t *testing.T) {
 			name:   "last segment shorter than a header",
 			damage: writeAt(seg(4), 0, []byte("kennel")),
 			code:   exitOK,
-			want:   []want{{sevWarning, seg(4), 0, "6 bytes, shorter than a header: a crash interrupted its creation"}},
+			want:   []want{{sevWarning, seg(4), 0, "6 bytes, shorter than a header: a write in flight, or a crash interrupted its creation"}},
 		},
 		{
 			name:   "earlier segment shorter than a header",
 			damage: writeAt(seg(0), 0, []byte("kennel")),
 			code:   exitFailed,
 			want:   []want{{sevProblem, seg(0), 0, "6 bytes, shorter than a header"}},
+		},
+		{
+			name:   "state file never written",
+			damage: writeFile(stateFile, make([]byte, sharedstate.Size)),
+			code:   exitOK,
+		},
+		{
+			name:   "no state file",
+			damage: remove(stateFile),
+			code:   exitOK,
+		},
+		{
+			name:   "damaged state file",
+			damage: flip(stateFile, 0),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, 0, `bad magic "\x94ennelSF"; the next process to open the directory read-write rewrites it`}},
+		},
+		{
+			name: "damaged state file while the directory is open",
+			damage: func(t *testing.T, dir string) {
+				openWriter(t, dir)
+				flip(stateFile, 0)(t, dir)
+			},
+			code: exitFailed,
+			want: []want{{sevProblem, stateFile, 0, "bad magic \"\\x94ennelSF\"; while processes have the directory open, no other can open it read-write, and read-only ones do not follow its writes"}},
+		},
+		{
+			name:   "short state file",
+			damage: writeFile(stateFile, []byte("kennelSF")),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, 0, "shared state file corrupt: 8 bytes, want 4096; the next process"}},
+		},
+		{
+			name:   "state file of another version",
+			damage: writeAt(stateFile, 8, []byte{2}),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, 0, "shared state file has another version: version 2, this kennel reads 1"}},
+		},
+		{
+			name: "state file that is not a file",
+			damage: func(t *testing.T, dir string) {
+				remove(stateFile)(t, dir)
+				if err := os.Mkdir(filepath.Join(dir, stateFile), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			},
+			code: exitFailed,
+			want: []want{{sevProblem, stateFile, -1, "is not a regular file: the engine cannot open the directory read-write"}},
+		},
+		{
+			name:   "published position past the end of its segment",
+			damage: editState(func(s *sharedstate.File) { s.Publish(sharedstate.MakePosition(3, 5000)) }),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, -1, "the published position 3:5000 is past the end of 0000000000000003.seg, which has 896 bytes"}},
+		},
+		{
+			name:   "published position in a segment that does not exist",
+			damage: editState(func(s *sharedstate.File) { s.Publish(sharedstate.MakePosition(9, 100)) }),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, -1, "the published position 9:100 names segment 9, which does not exist"}},
+		},
+		{
+			name:   "writer died mid-append",
+			damage: editState(func(s *sharedstate.File) { s.SetWriting(true) }),
+			code:   exitOK,
+			want: []want{{sevWarning, stateFile, -1, "a writer died mid-append (the writing flag is set and no process holds the append lock) " +
+				"past offset 896 of segment 3: the next process to open the directory read-write recovers it"}},
+		},
+		{
+			name: "writer died mid-append while the directory is open",
+			damage: func(t *testing.T, dir string) {
+				openWriter(t, dir)
+				editState(func(s *sharedstate.File) { s.SetWriting(true) })(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, stateFile, -1, "the next append seals segment 3 at offset 896, and what it wrote past there is never read"}},
+		},
+		{
+			name:   "failed sync",
+			damage: editState(func(s *sharedstate.File) { s.SetFailedSync(2) }),
+			code:   exitOK,
+			want:   []want{{sevWarning, stateFile, -1, "an fdatasync of segment 2 failed"}},
 		},
 		{
 			name: "more findings in a file than are listed",
@@ -254,6 +366,36 @@ func remove(name string) func(*testing.T, string) {
 	return func(t *testing.T, dir string) {
 		t.Helper()
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// openWriter opens the cache in dir read-write until the test ends.
+func openWriter(t *testing.T, dir string) {
+	t.Helper()
+	c, err := engine.Open(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+}
+
+// writeFile replaces dir/name with a file holding b.
+func writeFile(name string, b []byte) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// truncate cuts dir/name to size bytes.
+func truncate(name string, size int64) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.Truncate(filepath.Join(dir, name), size); err != nil {
 			t.Fatal(err)
 		}
 	}

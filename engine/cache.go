@@ -34,6 +34,11 @@ type Cache struct {
 	// generation, and the counters shared by appenders. nil for a read-only
 	// cache of a directory that has none.
 	state *sharedstate.File
+	// stateStale is set for a read-only cache that found no process with
+	// the directory open: it loads every segment rather than trust the
+	// published position, and follows the state once a writer bumps the
+	// generation.
+	stateStale bool
 	// seen and gen are the log position and generation the index reflects.
 	seen, gen atomic.Uint64
 	// catchMu serialises changes of seen: catch-up with other processes'
@@ -103,6 +108,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	first, err := c.join()
+	if err == nil && !opts.ReadOnly {
+		err = c.writeFormat()
+	}
 	if err == nil {
 		err = c.recover(first)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +27,7 @@ const (
 
 // formatVersion is the directory format this kennel reads and writes. A
 // directory with another version is refused, never rewritten.
-const formatVersion = 1
+const formatVersion = 2
 
 // formatLine is the whole content of the format file.
 func formatLine(version int) []byte { return fmt.Appendf(nil, "kennel format %d\n", version) }
@@ -51,39 +52,56 @@ func (c *Cache) openDir() error {
 			return err
 		}
 	}
-	if err := c.checkFormat(); err != nil {
+	if _, err := c.checkFormat(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// checkFormat reads the format file, or writes it into an empty directory.
-// A non-empty directory without one belongs to someone else.
-func (c *Cache) checkFormat() error {
+// checkFormat reads the format file. A directory without one must be empty
+// but for what a concurrent first Open creates (the lock and state files, a
+// temporary format file): the format file is then written by writeFormat,
+// once the open lock is held. Anything else belongs to someone else.
+func (c *Cache) checkFormat() (missing bool, err error) {
 	path := filepath.Join(c.dir, formatFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		entries, err := os.ReadDir(c.dir)
 		if err != nil {
-			return fmt.Errorf("kennel: read directory: %w", err)
+			return false, fmt.Errorf("kennel: read directory: %w", err)
 		}
-		if len(entries) > 0 || c.opts.ReadOnly {
-			return fmt.Errorf("%w: %s holds %d files and no %s file", ErrNotKennelDir, c.dir, len(entries), formatFile)
+		foreign := slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
+			name := e.Name()
+			return name == lockFile || name == stateFile || strings.HasPrefix(name, formatFile+segment.TempInfix)
+		})
+		if len(foreign) > 0 || c.opts.ReadOnly {
+			return false, fmt.Errorf("%w: %s holds %d files and no %s file", ErrNotKennelDir, c.dir, len(entries), formatFile)
 		}
-		if err := segment.WriteFileAtomic(c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {
-			return fmt.Errorf("kennel: write format file: %w", err)
-		}
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("kennel: read format file: %w", err)
+		return false, fmt.Errorf("kennel: read format file: %w", err)
 	}
 	var version int
 	if _, err := fmt.Sscanf(string(b), "kennel format %d\n", &version); err != nil || !bytes.Equal(b, formatLine(version)) {
-		return fmt.Errorf("%w: %s does not hold a kennel format line", ErrNotKennelDir, path)
+		return false, fmt.Errorf("%w: %s does not hold a kennel format line", ErrNotKennelDir, path)
 	}
 	if version != formatVersion {
-		return fmt.Errorf("%w: directory has format %d, this kennel reads format %d", ErrIncompatible, version, formatVersion)
+		return false, fmt.Errorf("%w: directory has format %d, this kennel reads format %d", ErrIncompatible, version, formatVersion)
+	}
+	return false, nil
+}
+
+// writeFormat writes the format file of a new directory. Callers hold the
+// open lock, so of processes opening a new directory at once one writes it
+// and the others find it.
+func (c *Cache) writeFormat() error {
+	missing, err := c.checkFormat()
+	if err != nil || !missing {
+		return err
+	}
+	if err := segment.WriteFileAtomic(c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {
+		return fmt.Errorf("kennel: write format file: %w", err)
 	}
 	return nil
 }

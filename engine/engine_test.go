@@ -340,10 +340,12 @@ func TestOpenIncompatibleFormat(t *testing.T) {
 	c := openCache(t, dir, smallOptions())
 	mustSet(t, c, "k", "v")
 	mustClose(t, c)
-	if err := os.WriteFile(filepath.Join(dir, "KENNEL"), []byte("kennel format 2\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, version := range []string{"1", "3"} { // older (no seals, flock) and newer
+		if err := os.WriteFile(filepath.Join(dir, "KENNEL"), []byte("kennel format "+version+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		requireOpenRefused(t, dir, engine.ErrIncompatible, "of a format "+version+" directory")
 	}
-	requireOpenRefused(t, dir, engine.ErrIncompatible, "of a format 2 directory")
 }
 
 func TestOpenGarbledFormatFile(t *testing.T) {

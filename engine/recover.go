@@ -35,10 +35,11 @@ type recovered struct {
 
 // loaded says how a segment's load ended.
 type loaded struct {
-	end    int64 // bytes holding the header and whole records
-	size   int64 // file size
-	clean  bool  // no tail past end and no damage inside
-	sealed bool  // it has a hint or ends with a seal: it was sealed, whatever its position
+	end    int64  // bytes holding the header and whole records
+	size   int64  // file size
+	clean  bool   // no tail past end and no damage inside
+	sealed bool   // it has a hint or ends with a seal: it was sealed, whatever its position
+	next   uint64 // the segment its seal says the log continues in; 0 if none
 }
 
 // recover builds the index from the directory's segments in id order.
@@ -57,11 +58,12 @@ type loaded struct {
 func (c *Cache) recover(first bool) error {
 	// The published position is read before the directory, so that every
 	// segment it names is listed: segments created after it are skipped.
-	live := !first && c.state != nil
+	live := !first && c.state != nil && !c.stateStale
 	var pos sharedstate.Position
-	if live {
+	if c.state != nil && !first {
 		c.gen.Store(c.state.Generation())
 		pos = c.state.Position()
+		c.seen.Store(uint64(pos))
 	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
@@ -93,6 +95,7 @@ func (c *Cache) recover(first bool) error {
 	rb := &rebuild{hints: make(map[uint64][]byte)}
 	var last loaded
 	lastMapped := false
+	seals := make(map[uint64]uint64) // segment id -> the id its seal names
 	for i, id := range ids {
 		seg := segLoad{id: id, hasHint: hints[id], active: i == len(ids)-1, limit: -1}
 		if live {
@@ -108,12 +111,16 @@ func (c *Cache) recover(first bool) error {
 		if seg.active {
 			last, lastMapped = l, mapped
 		}
+		if l.next > id {
+			seals[id] = l.next
+		}
+	}
+	orphans := c.dropOrphans(rb, ids, seals, first)
+	if len(ids) > 0 && orphans[ids[len(ids)-1]] {
+		lastMapped = false
 	}
 	c.buildIndex(rb)
 	if !first {
-		if live {
-			c.seen.Store(uint64(pos))
-		}
 		if !c.opts.ReadOnly {
 			c.writeHintsAsync(rb.hints)
 		}
@@ -124,9 +131,14 @@ func (c *Cache) recover(first bool) error {
 		c.log.Info("removing temporary file left by a crash", "file", name)
 		os.Remove(filepath.Join(c.dir, name))
 	}
+	// The next id is past every segment, and is the one the last seal names
+	// if that segment was never created, so the log stays one chain.
 	nextSegID := uint64(1)
 	if len(ids) > 0 {
 		nextSegID = ids[len(ids)-1] + 1
+	}
+	for _, next := range seals {
+		nextSegID = max(nextSegID, next)
 	}
 	if lastMapped && last.clean && !last.sealed {
 		id := ids[len(ids)-1]
@@ -219,7 +231,7 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 	if seg.hasHint {
 		if end, err := c.loadHint(rb, m, id, size); err == nil {
 			c.usage[uint32(id)].end = end
-			return loaded{end: end, size: size, clean: true, sealed: true}, true, nil
+			return loaded{end: end, size: size, clean: true, sealed: true, next: sealAt(m, end)}, true, nil
 		} else {
 			c.log.Warn("hint file unusable; scanning its segment", "segment", id, "err", err)
 		}
@@ -232,6 +244,53 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 	}
 	c.usage[uint32(id)].end = l.end
 	return l.loaded, true, nil
+}
+
+// sealAt returns the id named by the seal that ends a segment's first end
+// bytes, or 0 if they do not end with a seal.
+func sealAt(m *segment.Map, end int64) uint64 {
+	size := int64(segment.SealRecordSize)
+	if end < segment.HeaderSize+size {
+		return 0
+	}
+	r, err := m.Record(uint32(end-size), uint32(size))
+	if err != nil || r.Kind != segment.KindSeal {
+		return 0
+	}
+	return r.SealNext()
+}
+
+// dropOrphans finds segments that a writer created and died before
+// publishing: the seal of the segment before them names a later one, so the
+// log skipped them. Their records were never seen by anyone and are
+// dropped; the first opener deletes them. It returns the orphans' ids.
+func (c *Cache) dropOrphans(rb *rebuild, ids []uint64, seals map[uint64]uint64, first bool) map[uint64]bool {
+	orphans := make(map[uint64]bool)
+	for _, id := range ids {
+		for from, next := range seals {
+			if from < id && id < next {
+				orphans[id] = true
+			}
+		}
+	}
+	if len(orphans) == 0 {
+		return orphans
+	}
+	rb.recs = slices.DeleteFunc(rb.recs, func(r recovered) bool { return orphans[uint64(r.entry.Seg)] })
+	for id := range orphans {
+		c.log.Warn("segment abandoned by a writer that died before publishing it; its records are dropped", "segment", id)
+		if m := c.maps[uint32(id)]; m != nil {
+			m.Release()
+		}
+		delete(c.maps, uint32(id))
+		delete(c.usage, uint32(id))
+		delete(rb.hints, id)
+		if first {
+			os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+			os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+		}
+	}
+	return orphans
 }
 
 // loadHint applies a segment's hint file, after checking it whole.
@@ -301,7 +360,7 @@ func (c *Cache) scanSegment(rb *rebuild, m *segment.Map, id uint64, size int64, 
 		break
 	}
 	return scanned{
-		loaded: loaded{end: int64(end), size: size, clean: clean, sealed: s.Sealed()},
+		loaded: loaded{end: int64(end), size: size, clean: clean, sealed: s.Sealed(), next: s.ContinuesIn()},
 		hint:   hint.Finish(int64(end)),
 	}
 }

@@ -44,6 +44,7 @@ func (c *Cache) join() (first bool, err error) {
 		switch {
 		case err == nil:
 			c.state = st
+			c.stateStale = !c.openByWriter()
 		case errors.Is(err, sharedstate.ErrUninitialized):
 		default:
 			c.log.Warn("shared state file unusable; the cache will not see later writes", "err", err)
@@ -90,6 +91,25 @@ func (c *Cache) join() (first bool, err error) {
 		}
 	}
 	return first, nil
+}
+
+// openByWriter reports whether some process has the directory open
+// read-write, so that its state file is kept current. When none has, the
+// file may predate a machine crash and is not trusted. A lock file that
+// cannot be opened leaves the question open, and the state is trusted.
+func (c *Cache) openByWriter() bool {
+	path := filepath.Join(c.dir, lockFile)
+	if _, err := os.Lstat(path); err != nil {
+		return false
+	}
+	locks, err := lockf.Open(path, c.opts.FileMode)
+	if err != nil {
+		c.log.Info("cannot probe the lock file; trusting the shared state", "err", err)
+		return true
+	}
+	defer locks.Close()
+	_, held, err := locks.Holder(lockf.UsersRange())
+	return err != nil || held
 }
 
 // finishJoin ends the opening: the first process, unless Exclusive, turns
@@ -196,24 +216,33 @@ func (c *Cache) catchUpLocked() error {
 	}
 	var recs []caught
 	seg, off := from.Segment(), int(from.End())
-	for {
-		if seg == target.Segment() {
-			m, err := c.mapForCatchUp(seg, int64(target.End()))
-			if err != nil {
-				return err
-			}
-			recs = c.scanPublished(recs, m, off, int(target.End()))
-			break
+	// Segments rolled meanwhile: each one's records end at its seal, which
+	// names the segment the log continues in (or, if the seal could not be
+	// written, at the end of its file, and the log continues in the next
+	// id that exists).
+	for seg != target.Segment() {
+		if seg > target.Segment() {
+			return fmt.Errorf("%w: the log continues in segment %d, past the published segment %d", ErrCorrupt, seg, target.Segment())
 		}
-		// A segment rolled meanwhile: its records end at its seal, or at the
-		// end of its file when the seal could not be written.
-		if m, size, err := c.mapSealed(seg); err != nil {
+		next := seg + 1
+		m, size, err := c.mapSealed(seg)
+		if err != nil {
 			return err
-		} else if m != nil {
-			recs = c.scanPublished(recs, m, off, int(size))
 		}
-		seg, off = seg+1, segment.HeaderSize
+		if m != nil {
+			var cont uint64
+			recs, cont = c.scanPublished(recs, m, off, int(size))
+			if cont > uint64(seg) && cont <= uint64(target.Segment()) {
+				next = uint32(cont)
+			}
+		}
+		seg, off = next, segment.HeaderSize
 	}
+	m, err := c.mapForCatchUp(seg, int64(target.End()))
+	if err != nil {
+		return err
+	}
+	recs, _ = c.scanPublished(recs, m, off, int(target.End()))
 	c.mu.Lock()
 	for i := range recs {
 		c.applyCaught(&recs[i])
@@ -229,10 +258,11 @@ type caught struct {
 	entry index.Entry // for puts; for deletes only its key is used
 }
 
-// scanPublished collects the records of m in [from, to). The bytes were
-// published, so they are whole records; a record that does not decode (a
-// segment sealed without a seal record after a writer died) ends the scan.
-func (c *Cache) scanPublished(recs []caught, m *segment.Map, from, to int) []caught {
+// scanPublished collects the records of m in [from, to) and returns, if
+// they end with a seal, the segment it names. The bytes were published, so
+// they are whole records; a record that does not decode (a segment sealed
+// without a seal record after a writer died) ends the scan.
+func (c *Cache) scanPublished(recs []caught, m *segment.Map, from, to int) ([]caught, uint64) {
 	if to > m.Len() {
 		to = m.Len()
 	}
@@ -246,7 +276,7 @@ func (c *Cache) scanPublished(recs []caught, m *segment.Map, from, to int) []cau
 	if end, err := s.Stop(); err != nil {
 		c.log.Warn("catch-up stopped at a record that does not decode", "segment", m.ID(), "offset", end, "err", err)
 	}
-	return recs
+	return recs, s.ContinuesIn()
 }
 
 // applyCaught applies one caught-up record. Callers hold mu.

@@ -280,7 +280,7 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 func (c *Cache) activeRoomLocked() int64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return int64(c.maps[uint32(c.active.ID())].Len()) - segment.RecordHeaderSize
+	return int64(c.maps[uint32(c.active.ID())].Len()) - segment.SealRecordSize
 }
 
 func (c *Cache) writeError(err error) error {
@@ -316,7 +316,11 @@ func (c *Cache) applyLocked(p *pending) {
 func (c *Cache) rollLocked(need int64) error {
 	old := c.active
 	end := old.Size()
-	seal := segment.SealRecord(c.state.TakeSeqs(1))
+	id := c.state.TakeSegmentID()
+	if id >= 1<<32-1 {
+		return fmt.Errorf("kennel: segment ids exhausted")
+	}
+	seal := segment.SealRecord(c.state.TakeSeqs(1), id)
 	old.Append(&seal)
 	if err := old.Flush(); err != nil {
 		c.log.Error("cannot write the seal of a segment; readers stop at its end", "segment", old.ID(), "err", err)
@@ -326,12 +330,7 @@ func (c *Cache) rollLocked(need int64) error {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}
-	id := c.state.TakeSegmentID()
-	if id >= 1<<32-1 {
-		old.SetSize(end)
-		return fmt.Errorf("kennel: segment ids exhausted")
-	}
-	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need+segment.RecordHeaderSize)); err != nil {
+	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need+segment.SealRecordSize)); err != nil {
 		old.SetSize(end)
 		return err
 	}

@@ -45,10 +45,11 @@ const (
 	KindDelete Kind = 2
 	// KindPutSidecar stores a descriptor of a sidecar file holding the value.
 	KindPutSidecar Kind = 3
-	// KindSeal ends a segment: it has no key and no value, and nothing after
-	// it is a record. A segment is sealed with one when it is rolled, so that
-	// bytes a dead writer left past the last published record are never read
-	// as records by another process or a later scan.
+	// KindSeal ends a segment: it has no key, its value is the id of the
+	// segment the log continues in, and nothing after it is a record. A
+	// segment is sealed with one when it is rolled, so that bytes a dead
+	// writer left past the last published record, or a segment it created
+	// and never published, are never read as records.
 	KindSeal Kind = 4
 )
 
@@ -174,8 +175,21 @@ func (r *Record) Size() int {
 	return n
 }
 
-// SealRecord returns the record that ends a segment.
-func SealRecord(seq uint64) Record { return Record{Kind: KindSeal, Seq: seq} }
+// sealValueLen is the length of a seal's value: the next segment's id.
+const sealValueLen = 8
+
+// SealRecordSize is the encoded length of a seal record.
+const SealRecordSize = RecordHeaderSize + sealValueLen
+
+// SealRecord returns the record that ends a segment whose log continues in
+// segment next.
+func SealRecord(seq, next uint64) Record {
+	return Record{Kind: KindSeal, Seq: seq, Value: binary.LittleEndian.AppendUint64(nil, next)}
+}
+
+// SealNext returns the id of the segment a seal record says the log
+// continues in.
+func (r *Record) SealNext() uint64 { return binary.LittleEndian.Uint64(r.Value) }
 
 // Record layout (all integers little endian):
 //
@@ -252,10 +266,10 @@ func recordLen(h []byte) (int, error) {
 	keyLen := binary.LittleEndian.Uint32(h[offKeyLen:])
 	valLen := binary.LittleEndian.Uint32(h[offValLen:])
 	if Kind(h[offKind]) == KindSeal {
-		if keyLen != 0 || valLen != 0 || flags != 0 || h[offCodec] != 0 {
-			return 0, fmt.Errorf("%w: seal record with a key, value or flags", ErrCorrupt)
+		if keyLen != 0 || valLen != sealValueLen || flags != 0 || h[offCodec] != 0 {
+			return 0, fmt.Errorf("%w: seal record with a key, flags or a value that is not a segment id", ErrCorrupt)
 		}
-		return RecordHeaderSize, nil
+		return RecordHeaderSize + sealValueLen, nil
 	}
 	if keyLen == 0 || keyLen > MaxKeyLen {
 		return 0, fmt.Errorf("%w: key length %d out of range", ErrCorrupt, keyLen)

@@ -240,6 +240,11 @@ func TestDecodeRecordBounds(t *testing.T) {
 		{"codec unknown", func() []byte { b := bytes.Clone(valid); b[offCodec] = 2; return b }(), ErrCorrupt},
 		{"unknown flag", func() []byte { b := bytes.Clone(valid); b[offFlags] = 2; return b }(), ErrCorrupt},
 		{"seal with a key", func() []byte { b := bytes.Clone(valid); b[offKind] = byte(KindSeal); return b }(), ErrCorrupt},
+		{"seal without a next id", func() []byte {
+			seal := SealRecord(1, 2)
+			seal.Value = nil
+			return AppendRecord(nil, &seal)
+		}(), ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,7 +320,7 @@ func TestDecodeRecordFlippedByte(t *testing.T) {
 func TestSealEndsScan(t *testing.T) {
 	data := AppendHeader(nil, Header{Version: FormatVersion, ID: 1})
 	data = AppendRecord(data, &Record{Kind: KindPut, Seq: 1, Key: []byte("a"), Value: []byte("1")})
-	seal := SealRecord(2)
+	seal := SealRecord(2, 7)
 	data = AppendRecord(data, &seal)
 	wantEnd := len(data)
 	// A whole record after the seal, as a dead writer may leave.
@@ -326,8 +331,8 @@ func TestSealEndsScan(t *testing.T) {
 		keys = append(keys, string(s.Record().Key))
 	}
 	end, err := s.Stop()
-	if err != nil || end != wantEnd || !s.Sealed() || len(keys) != 1 || keys[0] != "a" {
-		t.Fatalf("scan: keys %q, end %d, err %v, sealed %v; want [a], %d, nil, true", keys, end, err, s.Sealed(), wantEnd)
+	if err != nil || end != wantEnd || !s.Sealed() || s.ContinuesIn() != 7 || len(keys) != 1 || keys[0] != "a" {
+		t.Fatalf("scan: keys %q, end %d, err %v, sealed %v, next %d; want [a], %d, nil, true, 7", keys, end, err, s.Sealed(), s.ContinuesIn(), wantEnd)
 	}
 	hint, err := BuildHint(1, data)
 	if err != nil {

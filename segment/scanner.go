@@ -21,6 +21,7 @@ type Scanner struct {
 	rec    Record
 	err    error
 	sealed bool
+	contin uint64 // from the seal: the segment the log continues in
 }
 
 // NewScanner returns a scanner over data starting at offset start (usually
@@ -45,7 +46,7 @@ func (s *Scanner) Next() bool {
 	}
 	s.rec, s.next = rec, s.off+n
 	if rec.Kind == KindSeal {
-		s.sealed = true
+		s.sealed, s.contin = true, rec.SealNext()
 		s.off = s.next
 		return false
 	}
@@ -55,6 +56,10 @@ func (s *Scanner) Next() bool {
 // Sealed reports whether scanning stopped at a seal record: the segment ends
 // there (Stop's offset is just past the seal) and nothing after it was read.
 func (s *Scanner) Sealed() bool { return s.sealed }
+
+// ContinuesIn returns, after a seal, the id of the segment the log continues
+// in; 0 when scanning did not stop at a seal.
+func (s *Scanner) ContinuesIn() uint64 { return s.contin }
 
 // Record returns the current record. Its slices alias the scanned data.
 func (s *Scanner) Record() Record { return s.rec }

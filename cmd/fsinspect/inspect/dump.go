@@ -24,7 +24,8 @@ checksum status, kind, codec, sequence number, expiry, value length and key
 (quoted, truncated), and a FRESH column with the time a value turns stale
 when a record has one. A stretch of bytes that is not a valid record is
 printed as BAD with the reason, and dump carries on at the next valid
-record, the way a reader resynchronises. A seal record ends the segment:
+record, the way a reader resynchronises. A seal record ends the segment and
+names the segment the log continues in ("→ segment N" in the KEY column):
 bytes after it (what a writer that died mid-append left) are never read as
 records, and dump shows them as one stretch. The last line says how the file
 ends (clean, sealed, a torn tail, or damage).
@@ -122,9 +123,9 @@ func (d *dumper) walk(fn func(dumpItem)) (end int, why error) {
 		stop, err := s.Stop()
 		if err == nil && s.Sealed() {
 			// The scanner stopped just past the seal, and yields none.
-			off := stop - segment.RecordHeaderSize
+			off := stop - segment.SealRecordSize
 			seal, _, _ := segment.DecodeRecord(d.data[off:stop])
-			fn(dumpItem{off: off, size: segment.RecordHeaderSize, rec: seal})
+			fn(dumpItem{off: off, size: segment.SealRecordSize, rec: seal})
 			if stop < len(d.data) {
 				fn(dumpItem{off: stop, size: len(d.data) - stop, pastSeal: true, next: -1})
 			}
@@ -153,7 +154,7 @@ const dumpFreshColumn = 7
 
 // cells are an item's table cells, FRESH included; a bad stretch has a
 // reason instead of the record's fields, and a seal "-" for the fields it
-// does not have.
+// does not have and, instead of a key, the segment the log continues in.
 func (d *dumper) cells(it dumpItem) []string {
 	switch {
 	case it.pastSeal:
@@ -163,7 +164,8 @@ func (d *dumper) cells(it dumpItem) []string {
 	}
 	r := it.rec
 	if r.Kind == segment.KindSeal {
-		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), "-", fmt.Sprint(r.Seq), "-", "-", "-", "-"}
+		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), "-", fmt.Sprint(r.Seq), "-", "-", "-",
+			fmt.Sprintf("→ segment %d", r.SealNext())}
 	}
 	return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), r.Codec.String(), fmt.Sprint(r.Seq),
 		formatExpiryNanos(r.Expiry, d.now), formatFreshNanos(r.Fresh, d.now), fmt.Sprint(len(r.Value)), quoteKey(r.Key, dumpKeyMax)}
@@ -207,6 +209,8 @@ type dumpRecord struct {
 	Expiry   string `json:"expiry,omitempty"`
 	Fresh    string `json:"fresh,omitempty"` // when the value turns stale; absent: when it expires
 	ValueLen *int   `json:"value_len,omitempty"`
+	// ContinuesIn is, for a seal, the id of the segment the log continues in.
+	ContinuesIn *uint64 `json:"continues_in,omitempty"`
 }
 
 type dumpHeader struct {
@@ -342,6 +346,8 @@ func (d *dumper) jsonRecord(it dumpItem) dumpRecord {
 	rec := &it.rec
 	r.Kind, r.Seq = rec.Kind.String(), rec.Seq
 	if rec.Kind == segment.KindSeal {
+		next := rec.SealNext()
+		r.ContinuesIn = &next
 		return r
 	}
 	k := newJSONKey(rec.Key)

@@ -35,6 +35,8 @@ func TestDumpCoversEveryByte(t *testing.T) {
 	clean := dumpJSON(t, seg1)
 	if n := len(clean.Records); n < 2 || clean.End.State != "sealed" || clean.Records[n-1].Kind != "seal" || clean.End.Offset != clean.Size {
 		t.Fatalf("a segment rolled by a writer: end %+v, %d records", clean.End, n)
+	} else if seal := clean.Records[n-1]; seal.Size != segment.SealRecordSize || seal.ContinuesIn == nil || *seal.ContinuesIn != 2 {
+		t.Fatalf("the seal of segment 1: %+v; want %d bytes, continuing in segment 2", seal, segment.SealRecordSize)
 	}
 	if d := dumpJSON(t, last); d.End.State != "clean" || d.End.Offset != d.Size {
 		t.Fatalf("the active segment: end %+v", d.End)
@@ -113,7 +115,7 @@ func TestDumpFresh(t *testing.T) {
 	} {
 		b = segment.AppendRecord(b, &r)
 	}
-	seal := segment.SealRecord(4)
+	seal := segment.SealRecord(4, 6)
 	b = segment.AppendRecord(b, &seal)
 	path := filepath.Join(t.TempDir(), segment.FileName(5))
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -126,8 +128,8 @@ func TestDumpFresh(t *testing.T) {
 		"32      42    ok     put   none   1    never                 -                             1       \"plain\"\n",
 		"74      50    ok     put   none   2    2099-01-01T00:00:00Z  2001-02-03T04:05:06Z (stale)  1       \"stale\"\n",
 		"124     50    ok     put   none   3    never                 2099-01-01T00:00:00Z          1       \"fresh\"\n",
-		"174     36    ok     seal  -      4    -                     -                             -       -\n",
-		"end     offset 210: sealed; 4 good records, 0 bad stretches\n",
+		"174     44    ok     seal  -      4    -                     -                             -       → segment 6\n",
+		"end     offset 218: sealed; 4 good records, 0 bad stretches\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dump lacks %q:\n%s", want, out)
@@ -135,7 +137,8 @@ func TestDumpFresh(t *testing.T) {
 	}
 	d := dumpJSON(t, path)
 	if len(d.Records) != 4 || d.Records[0].Fresh != "" || d.Records[1].Fresh != "2001-02-03T04:05:06Z" ||
-		d.Records[2].Fresh != "2099-01-01T00:00:00Z" || d.Records[3].Kind != "seal" || d.Records[3].Seq != 4 {
+		d.Records[2].Fresh != "2099-01-01T00:00:00Z" || d.Records[3].Kind != "seal" || d.Records[3].Seq != 4 ||
+		d.Records[3].Size != segment.SealRecordSize || d.Records[3].ContinuesIn == nil || *d.Records[3].ContinuesIn != 6 || d.Records[3].ValueLen != nil {
 		t.Errorf("dump --json: %+v", d.Records)
 	}
 

@@ -28,8 +28,8 @@ func TestStatsAccounting(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "stats", "--json", dir).stdout), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 1 {
-		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 1",
+	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 2 {
+		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 2",
 			r.Keys, r.ExpiredKeys, r.SidecarKeys, r.Locks, r.FormatVersion)
 	}
 	if len(r.Segments) < 3 {
@@ -39,7 +39,7 @@ func TestStatsAccounting(t *testing.T) {
 	for i, s := range r.Segments {
 		// Every segment but the last was rolled by a live writer, which
 		// ended it with a seal record: neither live nor dead.
-		wantState, seal := "sealed", int64(segment.RecordHeaderSize)
+		wantState, seal := "sealed", int64(segment.SealRecordSize)
 		if i == len(r.Segments)-1 {
 			wantState, seal = "active", 0
 		}

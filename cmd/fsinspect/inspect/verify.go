@@ -33,12 +33,15 @@ end of the log it publishes lies in an existing segment; and that no file is
 out of place.
 
 Each finding is printed with its file and offset. Problems are damage: data
-the engine would skip or could not vouch for. Warnings are not damage: a torn
-tail at the end of the last segment (a write in flight, or interrupted by a
-crash, which the next writer seals), bytes after a seal record, a writer that
-died in the middle of an append, a temporary file left by a crash, a file
-kennel does not know. The exit status is 0 when there is no problem, 1 when
-there is, 2 when DIR could not be verified at all.
+the engine would skip or could not vouch for, or a seal that names a segment
+that is not after its own. Warnings are not damage: a torn tail at the end of
+the last segment (a write in flight, or interrupted by a crash, which the
+next writer seals), bytes after a seal record, an orphan segment (one whose
+id lies between a sealed segment and the segment its seal says the log
+continues in: a writer created it and died before publishing it), a writer
+that died in the middle of an append, a temporary file left by a crash, a
+file kennel does not know. The exit status is 0 when there is no problem, 1
+when there is, 2 when DIR could not be verified at all.
 
 Verify reads the files directly, without opening the cache, so it also
 reports what would keep the engine from opening it. On a terminal, a progress
@@ -108,6 +111,10 @@ type verifier struct {
 	segIDs  []uint64      // in id order
 	hints   map[uint64]bool
 	report  verifyReport
+
+	// The seal, of the segments checked so far, that names the highest
+	// next segment: segments between the two are orphans.
+	skipFrom, skipTo uint64
 
 	perFile  map[string]int // findings listed per file
 	omitted  map[string]int // findings past maxFindingsPerFile, per file
@@ -273,6 +280,13 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 		return
 	}
 	defer f.Close()
+	if id < v.skipTo {
+		// Segments are checked in id order, so every seal of a segment
+		// before this one is known.
+		v.warn(name, -1, "orphan segment: the seal of segment %d says the log continues in segment %d, so a writer created this one "+
+			"and died before publishing it; its records are never read, and the next read-write open of the directory "+
+			"while no other process has it open deletes it", v.skipFrom, v.skipTo)
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		v.problem(name, -1, "cannot stat: %v", err)
@@ -320,7 +334,7 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 		return
 	}
 	defer m.Release()
-	recs, bad := v.scanRecords(name, m.Bytes(int(end)), last, hint != nil)
+	recs, bad := v.scanRecords(id, m.Bytes(int(end)), last, hint != nil)
 	if hint != nil {
 		v.compareHint(hint, name, recs, bad)
 		if end < size {
@@ -329,11 +343,13 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 	}
 }
 
-// scanRecords checks every record of data (a segment's bytes up to its end
-// or the length its hint seals), resynchronising past damage. It returns
-// the records it found when sealed (their hint is compared with them), and
-// the stretches that hold no record.
-func (v *verifier) scanRecords(name string, data []byte, last, sealed bool) ([]record, []span) {
+// scanRecords checks every record of segment id's data (its bytes up to its
+// end or the length its hint seals), resynchronising past damage, and the
+// segment its seal, if any, says the log continues in. It returns the
+// records it found when sealed (their hint is compared with them), and the
+// stretches that hold no record.
+func (v *verifier) scanRecords(id uint64, data []byte, last, sealed bool) ([]record, []span) {
+	name := segment.FileName(id)
 	var (
 		recs []record
 		bad  []span
@@ -354,6 +370,9 @@ func (v *verifier) scanRecords(name string, data []byte, last, sealed bool) ([]r
 		}
 		stop, err := s.Stop()
 		if err == nil {
+			if s.Sealed() {
+				v.checkSeal(id, stop-segment.SealRecordSize, s.ContinuesIn())
+			}
 			if s.Sealed() && stop < len(data) {
 				// A seal ends the segment: what follows it is not records,
 				// and no reader takes it for any. A writer that dies in
@@ -382,6 +401,20 @@ func (v *verifier) scanRecords(name string, data []byte, last, sealed bool) ([]r
 			v.problem(name, int64(stop), "%v; no record follows in the last %d bytes", err, tail)
 		}
 		return recs, bad
+	}
+}
+
+// checkSeal checks the id that the seal at off of segment id names, and
+// notes the segments it skips: a seal names the segment the log continues
+// in, always a later one, and the segments between the two are orphans.
+func (v *verifier) checkSeal(id uint64, off int, next uint64) {
+	if next <= id {
+		v.problem(segment.FileName(id), int64(off), "the seal says the log continues in segment %d, which is not after this one: "+
+			"no writer seals a segment so (the engine ignores the id, and skips no segment for it)", next)
+		return
+	}
+	if next > v.skipTo {
+		v.skipFrom, v.skipTo = id, next
 	}
 }
 

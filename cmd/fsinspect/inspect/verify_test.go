@@ -3,7 +3,9 @@ package inspect
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +24,10 @@ func TestVerify(t *testing.T) { runScript(t, "verify") }
 // checks exactly what it reports: severity, file, offset and message. The
 // directory is 60 keys of 100-byte values unless the case says otherwise:
 // records of 144 bytes, 27 to a 4 KiB segment (which keeps room for the
-// 36-byte seal), so segments 1 and 2 are sealed (3956 bytes: the last
-// record at 3776, the seal at 3920; with hints) and segment 3 is the last
-// (6 records, 896 bytes).
+// 44-byte seal), so segments 1 and 2 are sealed (3964 bytes: the last
+// record at 3776, the seal at 3920, naming segments 2 and 3; with hints)
+// and segment 3 is the last (6 records, 896 bytes). Seqs 1 to 27 are
+// segment 1's records, 28 its seal.
 func TestVerifyFindings(t *testing.T) {
 	seg := func(id uint64) string { return segment.FileName(id) }
 	hint := func(id uint64) string { return segment.HintFileName(id) }
@@ -67,7 +70,7 @@ func TestVerifyFindings(t *testing.T) {
 			name:   "damaged seal",
 			damage: flip(seg(1), 3950),
 			code:   exitFailed,
-			want:   []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the 36 bytes its hint seals"}},
+			want:   []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the 44 bytes its hint seals"}},
 		},
 		{
 			name: "damaged seal of a segment without a hint",
@@ -76,7 +79,7 @@ func TestVerifyFindings(t *testing.T) {
 				flip(seg(1), 3950)(t, dir)
 			},
 			code: exitFailed,
-			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the last 36 bytes"}},
+			want: []want{{sevProblem, seg(1), 3920, "record checksum mismatch; no record follows in the last 44 bytes"}},
 		},
 		{
 			name:   "torn tail of the last segment",
@@ -93,13 +96,13 @@ func TestVerifyFindings(t *testing.T) {
 				tear(seg(1), 20)(t, dir)
 			},
 			code: exitOK,
-			want: []want{{sevWarning, seg(1), 3956, "20 bytes after the seal are not records: what a writer that died mid-append left (never read)"}},
+			want: []want{{sevWarning, seg(1), 3964, "20 bytes after the seal are not records: what a writer that died mid-append left (never read)"}},
 		},
 		{
 			name:   "bytes after the seal of a segment with a hint",
 			damage: tear(seg(1), 20),
 			code:   exitOK,
-			want:   []want{{sevWarning, seg(1), 3956, "20 bytes past the length its hint seals are not records"}},
+			want:   []want{{sevWarning, seg(1), 3964, "20 bytes past the length its hint seals are not records"}},
 		},
 		{
 			// A segment that a kennel before seals rolled, or whose seal
@@ -112,6 +115,33 @@ func TestVerifyFindings(t *testing.T) {
 			},
 			code: exitOK,
 			want: []want{{sevWarning, seg(1), 3920, "the segment ends with a torn tail of 20 bytes"}},
+		},
+		{
+			name:   "orphan segment",
+			damage: makeOrphan,
+			code:   exitOK,
+			want: []want{{sevWarning, seg(4), -1, "orphan segment: the seal of segment 3 says the log continues in segment 5, " +
+				"so a writer created this one and died before publishing it; its records are never read, " +
+				"and the next read-write open of the directory while no other process has it open deletes it"}},
+		},
+		{
+			// The seal is found through the segment's hint too.
+			name:   "orphan after a segment with a hint",
+			damage: writeAt(seg(1), 3920, sealBytes(28, 3)),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(2), -1, "orphan segment: the seal of segment 1 says the log continues in segment 3"}},
+		},
+		{
+			name:   "seal naming its own segment",
+			damage: writeAt(seg(1), 3920, sealBytes(28, 1)),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(1), 3920, "the seal says the log continues in segment 1, which is not after this one"}},
+		},
+		{
+			name:   "seal naming an earlier segment",
+			damage: writeAt(seg(2), 3920, sealBytes(56, 1)),
+			code:   exitFailed,
+			want:   []want{{sevProblem, seg(2), 3920, "the seal says the log continues in segment 1, which is not after this one"}},
 		},
 		{
 			name:   "hint entry with another seq",
@@ -159,15 +189,15 @@ func TestVerifyFindings(t *testing.T) {
 		},
 		{
 			name:   "hint sealing more than the file holds",
-			damage: rehint(1, 3956, 5000),
+			damage: rehint(1, 3964, 5000),
 			code:   exitFailed,
-			want:   []want{{sevProblem, hint(1), 0, "the hint seals its segment at 5000 bytes, but the file has 3956"}},
+			want:   []want{{sevProblem, hint(1), 0, "the hint seals its segment at 5000 bytes, but the file has 3964"}},
 		},
 		{
 			name:   "hint sealing less than the file holds",
 			damage: rehint(1, 3776, 3776),
 			code:   exitOK,
-			want:   []want{{sevWarning, seg(1), 3776, "180 bytes past the length its hint seals are not records"}},
+			want:   []want{{sevWarning, seg(1), 3776, "188 bytes past the length its hint seals are not records"}},
 		},
 		{
 			name:   "segment header of another segment",
@@ -416,6 +446,53 @@ func writeAt(name string, off int64, b []byte) func(*testing.T, string) {
 	}
 }
 
+// makeOrphan leaves in the default directory what a writer that died
+// before publishing a segment leaves: it took id 4, created segment 4 and
+// appended to it; the next writer found the log ending in segment 3, sealed
+// it there naming the next id it took, 5, and went on in segment 5.
+func makeOrphan(t *testing.T, dir string) {
+	t.Helper()
+	writeAt(segment.FileName(3), 896, sealBytes(64, 5))(t, dir)
+	b := segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion, ID: 4})
+	b = segment.AppendRecord(b, &segment.Record{Kind: segment.KindPut, Seq: 63, Key: []byte("key-0060"), Value: []byte("v")})
+	writeAt(segment.FileName(4), 0, b)(t, dir)
+	writeAt(segment.FileName(5), 0, segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion, ID: 5}))(t, dir)
+	editState(func(s *sharedstate.File) { s.Publish(sharedstate.MakePosition(5, segment.HeaderSize)) })(t, dir)
+}
+
+// TestVerifyOrphanDeletedOnOpen checks what verify says of an orphan
+// segment against the engine: its records are not read, and a read-write
+// open of the directory, the only one, deletes it.
+func TestVerifyOrphanDeletedOnOpen(t *testing.T) {
+	dir := testDir(t, fillOptions{n: 60})
+	makeOrphan(t, dir)
+	if r := mustRun(t, exitOK, "verify", dir); !strings.Contains(r.stdout, "orphan segment") {
+		t.Fatalf("verify does not report the orphan:\n%s", r.stdout)
+	}
+	c, err := engine.Open(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get([]byte("key-0060")); err == nil {
+		t.Error("the orphan's record is read")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.FileName(4))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the orphan after a read-write open: %v; want it deleted", err)
+	}
+	if r := mustRun(t, exitOK, "verify", dir); strings.Contains(r.stdout, "orphan") || !strings.Contains(r.stdout, "no problems found") {
+		t.Errorf("verify after the open:\n%s", r.stdout)
+	}
+}
+
+// sealBytes encodes a seal record of sequence number seq naming segment next.
+func sealBytes(seq, next uint64) []byte {
+	r := segment.SealRecord(seq, next)
+	return segment.AppendRecord(nil, &r)
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -488,7 +565,7 @@ func TestVerifyFixture(t *testing.T) {
 	}
 	for _, want := range []string{
 		"problem   0000000000000001.seg  464     kennel: corrupt data: record checksum mismatch",
-		"warning   0000000000000002.seg  1804    torn tail of the last segment, 20 bytes",
+		"warning   0000000000000002.seg  1948    torn tail of the last segment, 20 bytes",
 		"1 problem, 1 warning",
 	} {
 		if !strings.Contains(r.stdout, want) {

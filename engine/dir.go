@@ -70,6 +70,9 @@ func (c *Cache) checkFormat() (missing bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("kennel: read directory: %w", err)
 		}
+		if slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == formatFile }) {
+			return c.checkFormat() // another opener has just written it
+		}
 		foreign := slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
 			name := e.Name()
 			return name == lockFile || name == stateFile || strings.HasPrefix(name, formatFile+segment.TempInfix)

@@ -24,6 +24,8 @@ type rebuild struct {
 	maxSeq uint64
 	// hints to write for sealed segments that had none.
 	hints map[uint64][]byte
+	// badHeaders are segments whose header could not be read.
+	badHeaders map[uint64]error
 }
 
 // recovered is one record found on open: its would-be index entry and its
@@ -92,7 +94,7 @@ func (c *Cache) recover(first bool) error {
 	if live {
 		ids = slices.DeleteFunc(ids, func(id uint64) bool { return id > uint64(pos.Segment()) })
 	}
-	rb := &rebuild{hints: make(map[uint64][]byte)}
+	rb := &rebuild{hints: make(map[uint64][]byte), badHeaders: make(map[uint64]error)}
 	var last loaded
 	lastMapped := false
 	seals := make(map[uint64]uint64) // segment id -> the id its seal names
@@ -116,6 +118,11 @@ func (c *Cache) recover(first bool) error {
 		}
 	}
 	orphans := c.dropOrphans(rb, ids, seals, first)
+	for id, err := range rb.badHeaders {
+		if !orphans[id] {
+			c.reportCorrupt("unreadable segment header; segment skipped", "segment", id, "err", err)
+		}
+	}
 	if len(ids) > 0 && orphans[ids[len(ids)-1]] {
 		lastMapped = false
 	}
@@ -210,7 +217,9 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
 			return loaded{}, false, os.Remove(path)
 		}
-		c.reportCorrupt("unreadable segment header; segment skipped", "segment", id, "err", herr)
+		// Reported once orphans are known: a writer that died while
+		// creating a segment leaves one without a header.
+		rb.badHeaders[id] = herr
 		return loaded{}, false, nil
 	}
 

@@ -43,10 +43,16 @@ func startChild(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.R
 // children that wait for instructions.
 func startChildPiped(tb testing.TB, role, dir string, env ...string) (*exec.Cmd, io.WriteCloser, io.Reader, *strings.Builder) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"KENNEL_TEST_CHILD=" + role, "KENNEL_TEST_DIR=" + dir}, env...)...)
+	cmd := childCommand(role, dir, env...)
 	stderr := new(strings.Builder)
 	cmd.Stderr = stderr
+	stdin, stdout := startPiped(tb, cmd)
+	return cmd, stdin, stdout, stderr
+}
+
+// startPiped starts cmd with its stdin and stdout piped.
+func startPiped(tb testing.TB, cmd *exec.Cmd) (io.WriteCloser, io.Reader) {
+	tb.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -56,9 +62,22 @@ func startChildPiped(tb testing.TB, role, dir string, env ...string) (*exec.Cmd,
 		tb.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("start %s: %v", cmd.Env[len(os.Environ())], err)
 	}
-	return cmd, stdin, stdout, stderr
+	return stdin, stdout
+}
+
+// childCommand returns the command that runs the test binary in a child
+// role on dir, with extra environment.
+func childCommand(role, dir string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// A race-enabled binary sleeps a second at exit so that late race
+	// reports make it out; a child has joined its goroutines by then, and a
+	// second per child would be most of a multi-process test's run time.
+	cmd.Env = append(os.Environ(), "KENNEL_TEST_CHILD="+role, "KENNEL_TEST_DIR="+dir,
+		strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=20"))
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
 
 // childRoles maps a child role to what the child does with the cache

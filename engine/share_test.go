@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/kennel-cache/kennel/engine"
@@ -121,4 +123,57 @@ func TestReadOnlyDistrustsStaleState(t *testing.T) {
 	mustSet(t, w, "k2", "v2")
 	wantValue(t, r, "k2", "v2")
 	wantValue(t, r, "k", "v")
+}
+
+// TestConcurrentFirstOpen: caches opening a new directory at once all
+// succeed, whoever writes its format file.
+func TestConcurrentFirstOpen(t *testing.T) {
+	for round := range 100 {
+		dir := filepath.Join(t.TempDir(), "cache")
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				c, err := engine.Open(dir, smallOptions())
+				if err == nil {
+					err = c.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, opener %d: %v", round, i, err)
+			}
+		}
+	}
+}
+
+// TestEmptyOrphanNotCorruption: a writer that died between creating a
+// segment and writing its header leaves an empty file the log skips; open
+// deletes it and reports no corruption.
+func TestEmptyOrphanNotCorruption(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, smallOptions())
+	st := openState(t, dir)
+	id := st.TakeSegmentID()
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(id)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	model := map[string]string{}
+	for i := range 200 { // several rolls, past the empty segment's id
+		k := fmt.Sprintf("k%03d", i)
+		model[k] = value(k, i, 100)
+		mustSet(t, c, k, model[k])
+	}
+	mustClose(t, c)
+	c = openCache(t, dir, smallOptions())
+	checkModel(t, c, model)
+	if n := c.Stats().Corruptions; n != 0 {
+		t.Fatalf("Stats().Corruptions = %d after an empty abandoned segment, want 0", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.FileName(id))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the empty orphan is still there: %v", err)
+	}
 }

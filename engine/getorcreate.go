@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func (c *Cache) regenerateStale(ctx context.Context, key, stale []byte, create f
 		return c.createAndStore(ctx, key, create, o)
 	}
 	c.staleServed.Add(1)
-	key = append([]byte(nil), key...)
+	key = bytes.Clone(key)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()

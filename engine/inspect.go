@@ -87,10 +87,10 @@ func (c *Cache) Segments() ([]SegmentInfo, error) {
 	}
 	defer c.mu.RUnlock()
 	// The active segment is the one the published position is in; without
-	// a shared state (a read-only look at a directory nobody opened
-	// read-write) it is the newest.
+	// a trusted shared state (a read-only look at a directory no process
+	// has open read-write) it is the newest.
 	var active uint64
-	if c.state != nil {
+	if c.state != nil && !c.stateStale {
 		active = uint64(sharedstate.Position(c.seen.Load()).Segment())
 	} else {
 		for id := range c.usage {

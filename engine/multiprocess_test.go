@@ -373,6 +373,14 @@ func mpFail(format string, args ...any) int {
 	return 1
 }
 
+// mpClose ends a child: it closes its cache and returns the exit status.
+func mpClose(c *engine.Cache) int {
+	if err := c.Close(); err != nil {
+		return mpFail("close: %v", err)
+	}
+	return 0
+}
+
 func mpEnvInt(name string) int {
 	n, err := strconv.Atoi(os.Getenv(name))
 	if err != nil {
@@ -440,10 +448,7 @@ func childMPGet(dir string) int {
 	default:
 		mpSay("value %s", v)
 	}
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // ---- TestMPWritersReaders ----
@@ -735,10 +740,7 @@ func childMPRAWWriter(dir string) int {
 		}
 		mpSay("done %d", i)
 	}
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // childMPRAWReader checks the key of the round the parent names: "ok i"
@@ -765,10 +767,7 @@ func childMPRAWReader(dir string) int {
 			mpSay("bad %d: Get(%s) = %.40q (%d bytes), %v; want deleted: %v, else %.40q (%d bytes)", i, key, got, len(got), err, del, want, len(want))
 		}
 	}
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // TestMPReadAfterWrite: process A writes (puts, overwrites, deletes) and
@@ -942,10 +941,7 @@ func childMPGOCStale(dir string) int {
 	}
 	wg.Wait()
 	mpDrain(in) // a background regeneration may still run: close when told
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // TestMPGetOrCreateStale: a value has turned stale; 64 callers in 8
@@ -1442,10 +1438,7 @@ func childMPSurvivor(dir string) int {
 			mpSay("ok")
 		}
 	}
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // TestMPWriterKilledMidAppend: while a survivor process has the directory
@@ -1595,10 +1588,7 @@ func childMPExclusive(dir string) int {
 		}
 		mpSay("more done")
 	}
-	if err := c.Close(); err != nil {
-		return mpFail("close: %v", err)
-	}
-	return 0
+	return mpClose(c)
 }
 
 // TestMPExclusive: while a process has the directory open with

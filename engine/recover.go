@@ -159,7 +159,7 @@ func (c *Cache) recover(first bool) error {
 			id := ids[len(ids)-1]
 			c.log.Warn("sealing segment at its last good record", "segment", id, "end", last.end, "size", last.size)
 		}
-		if err := c.createActive(nextSegID, c.opts.SegmentSize); err != nil {
+		if err := c.startSegment(nextSegID, c.opts.SegmentSize); err != nil {
 			return err
 		}
 		nextSegID++

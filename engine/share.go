@@ -364,6 +364,7 @@ func (c *Cache) reloadLocked() error {
 	old := c.maps
 	c.idx, c.maps, c.usage = fresh.idx, fresh.maps, fresh.usage
 	c.live, c.dead, c.withTTL = fresh.live, fresh.dead, fresh.withTTL
+	c.stateStale = false // a writer published a generation: the state is current
 	c.mu.Unlock()
 	for _, m := range old {
 		m.Release()

@@ -358,12 +358,6 @@ func (c *Cache) rollLocked(need int64) error {
 	return nil
 }
 
-// createActive starts the first active segment of a directory that its
-// first opener found without a usable one.
-func (c *Cache) createActive(id uint64, capacity int64) error {
-	return c.startSegment(id, capacity)
-}
-
 // startSegment creates segment id, maps capacity bytes of it, and makes it
 // the active segment.
 func (c *Cache) startSegment(id uint64, capacity int64) error {

@@ -407,8 +407,12 @@ func checkRecord(t *testing.T, data []byte) {
 	if n < RecordHeaderSize || n > len(data) || n != rec.Size() {
 		t.Fatalf("length %d for a buffer of %d bytes, record Size %d", n, len(data), rec.Size())
 	}
-	if !rec.Kind.valid() || !rec.Codec.valid() || len(rec.Key) == 0 || len(rec.Key) > MaxKeyLen {
-		t.Fatalf("decoded an invalid record: kind %d codec %d key %d bytes", rec.Kind, rec.Codec, len(rec.Key))
+	valid := rec.Kind.valid() && rec.Codec.valid() && len(rec.Key) >= 1 && len(rec.Key) <= MaxKeyLen
+	if rec.Kind == KindSeal {
+		valid = rec.Codec == CodecNone && rec.Fresh == 0 && len(rec.Key) == 0 && len(rec.Value) == sealValueLen
+	}
+	if !valid {
+		t.Fatalf("decoded an invalid record: kind %d codec %d key %d bytes value %d bytes", rec.Kind, rec.Codec, len(rec.Key), len(rec.Value))
 	}
 	if re := AppendRecord(nil, &rec); !bytes.Equal(re, data[:n]) {
 		t.Fatalf("re-encoding differs:\n got %x\nwant %x", re, data[:n])

@@ -7,8 +7,8 @@
 // # Cost per key
 //
 // Entries are stored by value in the tree's nodes, 56 bytes each, holding
-// the first 24 bytes of the key inline: a lookup's comparisons rarely leave
-// the node, and a key of up to 24 bytes costs no allocation of its own.
+// the first 20 bytes of the key inline: a lookup's comparisons rarely leave
+// the node, and a key of up to 20 bytes costs no allocation of its own.
 // Longer keys keep their remaining bytes in one allocation. With the tree's
 // own overhead (nodes are partly empty) that is 69 heap bytes per 16-byte
 // key at 1M keys (BenchmarkHeapPerKey; see Degree for how it was chosen).

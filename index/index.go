@@ -11,8 +11,9 @@ import (
 // headLen is how many key bytes an Entry holds inline. Comparisons during a
 // lookup read only these bytes unless two keys share all of them, so most
 // tree steps cost no pointer chase; keys up to headLen bytes (most cache keys:
-// ids, UUIDs, short paths) need no allocation of their own.
-const headLen = 24
+// ids, hashes, short paths) need no allocation of their own. 20 rather than
+// 24 leaves room for the eviction policy's Slot in the same 56 bytes.
+const headLen = 20
 
 // MaxKeyLen is the longest key an Entry can hold.
 const MaxKeyLen = 1<<16 - 1
@@ -20,18 +21,29 @@ const MaxKeyLen = 1<<16 - 1
 // Entry locates the newest record of one key. It is stored by value in the
 // B-tree's nodes, so its size is the index's cost per key: 56 bytes on
 // 64-bit platforms, plus an allocation for the bytes of a key longer than
-// 24 bytes.
+// 20 bytes.
 type Entry struct {
+	tail   *byte  // the key's bytes after head, if any
+	Expiry int64  // unix nanoseconds; 0 means never
+	Seg    uint32 // segment id
+	Offset uint32 // record offset in the segment
+	Size   uint32 // record length, header included
+	// Slot is the record's slot in the eviction policy's counters
+	// (compaction.Segment.Append).
+	Slot   uint32
 	head   [headLen]byte // the key's first bytes, zero padded
-	tail   *byte         // the key's bytes after head, if any
-	Expiry int64         // unix nanoseconds; 0 means never
-	Seg    uint32        // segment id
-	Offset uint32        // record offset in the segment
-	Size   uint32        // record length, header included
 	keyLen uint16
 	Kind   uint8 // record kind (segment.Kind)
-	Flags  uint8 // reserved for the eviction policy
+	// Older counts the key's older put records still on disk (saturating
+	// at 255, which then means "some"): compaction may remove a key's
+	// newest record without leaving a tombstone only when it is zero, so
+	// that an older value never comes back on the next open.
+	Older uint8
 }
+
+// MaxOlder is where Entry.Older saturates: from there on the count is
+// unknown and never decremented.
+const MaxOlder = 255
 
 // NewEntry returns an entry for key that owns a copy of the key's bytes.
 func NewEntry(key []byte) Entry {

@@ -24,15 +24,15 @@ func entry(key string, seg uint32) Entry {
 // same compares entries field by field, key by its bytes.
 func same(a, b Entry) bool {
 	return bytes.Equal(a.Key(), b.Key()) && a.KeyLen() == b.KeyLen() && a.Expiry == b.Expiry &&
-		a.Seg == b.Seg && a.Offset == b.Offset && a.Size == b.Size && a.Kind == b.Kind && a.Flags == b.Flags
+		a.Seg == b.Seg && a.Offset == b.Offset && a.Size == b.Size && a.Kind == b.Kind && a.Older == b.Older && a.Slot == b.Slot
 }
 
 func show(e Entry) string {
-	return fmt.Sprintf("{key %q expiry %d seg %d off %d size %d kind %d flags %d}", e.Key(), e.Expiry, e.Seg, e.Offset, e.Size, e.Kind, e.Flags)
+	return fmt.Sprintf("{key %q expiry %d seg %d off %d size %d kind %d slot %d older %d}", e.Key(), e.Expiry, e.Seg, e.Offset, e.Size, e.Kind, e.Slot, e.Older)
 }
 
 func TestNewEntryKey(t *testing.T) {
-	for _, n := range []int{0, 1, 23, 24, 25, 100, MaxKeyLen} {
+	for _, n := range []int{0, 1, 19, 20, 21, 23, 24, 25, 100, MaxKeyLen} {
 		key := make([]byte, n)
 		for i := range key {
 			key[i] = byte(i*7 + 1)
@@ -75,7 +75,7 @@ func TestPutGetDelete(t *testing.T) {
 	}
 
 	a := NewEntry([]byte("a"))
-	a.Expiry, a.Seg, a.Offset, a.Size, a.Kind, a.Flags = 17, 1, 32, 40, 1, 3
+	a.Expiry, a.Seg, a.Offset, a.Size, a.Kind, a.Slot, a.Older = 17, 1, 32, 40, 1, 9, 3
 	if old, ok := x.Put(a); ok {
 		t.Fatalf("Put of a new key replaced %s", show(old))
 	}

@@ -41,15 +41,16 @@ type Writer struct {
 }
 
 // Create makes a new segment file in dir with O_EXCL (ids are never reused,
-// so an existing file is an error), writes and syncs its header, and syncs
-// the directory so the new name survives a crash before it is used.
-func Create(dir string, id uint64, perm os.FileMode) (*Writer, error) {
+// so an existing file is an error), writes and syncs its header (with the
+// given header flags), and syncs the directory so the new name survives a
+// crash before it is used.
+func Create(dir string, id uint64, flags uint32, perm os.FileMode) (*Writer, error) {
 	path := filepath.Join(dir, FileName(id))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
 	if err != nil {
 		return nil, err
 	}
-	hdr := AppendHeader(nil, Header{Version: FormatVersion, ID: id})
+	hdr := AppendHeader(nil, Header{Version: FormatVersion, Flags: flags, ID: id})
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		f.Close()
 		os.Remove(path)
@@ -106,6 +107,15 @@ func (w *Writer) File() *os.File { return w.f }
 func (w *Writer) Append(r *Record) int64 {
 	off := w.size + int64(len(w.buf))
 	w.buf = AppendRecord(w.buf, r)
+	return off
+}
+
+// AppendRaw buffers an encoded record as it is (compaction copies records
+// byte for byte, checksum and sequence number included) and returns the
+// file offset it will have once flushed.
+func (w *Writer) AppendRaw(rec []byte) int64 {
+	off := w.size + int64(len(w.buf))
+	w.buf = append(w.buf, rec...)
 	return off
 }
 

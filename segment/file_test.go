@@ -37,7 +37,7 @@ func TestFileNames(t *testing.T) {
 func openSegment(tb testing.TB, id uint64) (*Writer, string) {
 	tb.Helper()
 	dir := tb.TempDir()
-	w, err := Create(dir, id, 0o600)
+	w, err := Create(dir, id, 0, 0o600)
 	if err != nil {
 		tb.Fatalf("Create: %v", err)
 	}
@@ -70,7 +70,7 @@ func TestWriterAppendFlushMap(t *testing.T) {
 	if err != nil || fi.Size() != HeaderSize || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("new segment: %v, %v", fi, err)
 	}
-	if _, err := Create(dir, 7, 0o600); !errors.Is(err, fs.ErrExist) {
+	if _, err := Create(dir, 7, 0, 0o600); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("Create of an existing id: %v, want fs.ErrExist", err)
 	}
 
@@ -286,7 +286,7 @@ func TestWriteFileAtomic(t *testing.T) {
 // TestSyncClosed: syncing a writer whose file a roll already closed says
 // so with os.ErrClosed, which the engine's interval syncer ignores.
 func TestSyncClosed(t *testing.T) {
-	w, err := Create(t.TempDir(), 1, 0o600)
+	w, err := Create(t.TempDir(), 1, 0, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

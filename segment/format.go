@@ -106,6 +106,18 @@ type Header struct {
 	ID      uint64
 }
 
+// Segment header flags.
+const (
+	// HeaderCompacted marks a segment written by compaction: it holds
+	// records copied out of older segments (with their sequence numbers)
+	// and the tombstones compaction keeps. It is not part of the log's seal
+	// chain, and its records are never applied as new writes.
+	HeaderCompacted = 1 << 0
+)
+
+// Compacted reports whether the segment was written by compaction.
+func (h Header) Compacted() bool { return h.Flags&HeaderCompacted != 0 }
+
 // AppendHeader encodes h (with this package's magic) after dst.
 func AppendHeader(dst []byte, h Header) []byte {
 	start := len(dst)

@@ -53,6 +53,14 @@ func MapFile(f *os.File, id uint64, length int64) (*Map, error) {
 // ID returns the segment id.
 func (m *Map) ID() uint64 { return m.id }
 
+// Header decodes the segment header at the start of the mapping.
+func (m *Map) Header() (Header, error) {
+	if len(m.data) < HeaderSize {
+		return Header{}, fmt.Errorf("%w: segment %d is mapped short of its header", ErrTruncated, m.id)
+	}
+	return DecodeHeader(m.data[:HeaderSize])
+}
+
 // Len returns the mapping's length.
 func (m *Map) Len() int { return len(m.data) }
 

@@ -14,7 +14,7 @@ import (
 func BenchmarkRead(b *testing.B) {
 	const n = 100_000
 	dir := b.TempDir()
-	w, err := Create(dir, 1, 0o600)
+	w, err := Create(dir, 1, 0, 0o600)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,7 +55,8 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded a header % x", b[:headerLen])
 		case uint64(h.Position) != le.Uint64(b[64:]) || h.Generation != le.Uint64(b[72:]) ||
 			h.NextSeq != le.Uint64(b[128:]) || h.NextSegID != le.Uint64(b[136:]) ||
-			h.Writing != (le.Uint64(b[144:]) != 0) || h.FailedSync != le.Uint64(b[152:]):
+			h.Writing != (le.Uint64(b[144:]) != 0) || h.FailedSync != le.Uint64(b[152:]) ||
+			h.Compacting != (le.Uint64(b[160:]) != 0):
 			t.Fatalf("decoded fields %+v differ from the file's words", h)
 		}
 		h2, err := Decode(b)

@@ -32,6 +32,7 @@ const Version = 1
 //	136 next segment id u64
 //	144 writing u64: 1 while the append lock holder writes past the position
 //	152 failed sync u64: id of a segment whose fdatasync failed (0: none)
+//	160 compacting u64: 1 while the compaction lock holder rewrites segments
 //
 // Position and generation, read before every Get, sit on their own cache
 // line, away from the counters appenders change.
@@ -46,6 +47,7 @@ const (
 	offNextSegID  = 136
 	offWriting    = 144
 	offFailedSync = 152
+	offCompacting = 160
 )
 
 var magic = [8]byte{'k', 'e', 'n', 'n', 'e', 'l', 'S', 'F'}
@@ -86,6 +88,7 @@ type Header struct {
 	NextSegID  uint64
 	Writing    bool
 	FailedSync uint64
+	Compacting bool
 }
 
 // Decode checks b as a state file (magic, then version, then checksum, then
@@ -110,6 +113,7 @@ func Decode(b []byte) (Header, error) {
 		NextSegID:  le.Uint64(b[offNextSegID:]),
 		Writing:    le.Uint64(b[offWriting:]) != 0,
 		FailedSync: le.Uint64(b[offFailedSync:]),
+		Compacting: le.Uint64(b[offCompacting:]) != 0,
 	}, nil
 }
 
@@ -150,7 +154,7 @@ type File struct {
 	mem      []byte
 	readOnly bool
 
-	position, generation, nextSeq, nextSegID, writing, failedSync *atomic.Uint64
+	position, generation, nextSeq, nextSegID, writing, failedSync, compacting *atomic.Uint64
 }
 
 // Open maps the state file at path, creating it (mode perm, zero-filled) if
@@ -201,6 +205,7 @@ func Open(path string, perm os.FileMode, readOnly bool) (*File, error) {
 	s.nextSegID = s.word(offNextSegID)
 	s.writing = s.word(offWriting)
 	s.failedSync = s.word(offFailedSync)
+	s.compacting = s.word(offCompacting)
 	return s, nil
 }
 
@@ -243,6 +248,7 @@ func (s *File) Init(pos Position, nextSeq, nextSegID uint64) {
 	s.mustWrite()
 	s.writing.Store(0)
 	s.failedSync.Store(0)
+	s.compacting.Store(0)
 	s.nextSeq.Store(nextSeq)
 	s.nextSegID.Store(nextSegID)
 	s.position.Store(uint64(pos))
@@ -275,10 +281,11 @@ func (s *File) Publish(pos Position) {
 // Generation returns the directory's generation.
 func (s *File) Generation() uint64 { return s.generation.Load() }
 
-// BumpGeneration tells every process to reload the directory.
-func (s *File) BumpGeneration() {
+// BumpGeneration tells every process to reload the directory, and returns
+// the new generation.
+func (s *File) BumpGeneration() uint64 {
 	s.mustWrite()
-	s.generation.Add(1)
+	return s.generation.Add(1)
 }
 
 // TakeSeqs reserves n sequence numbers and returns the first.
@@ -318,6 +325,22 @@ func (s *File) SetFailedSync(id uint64) {
 // FailedSync returns the id of the segment whose sync failed, or 0.
 func (s *File) FailedSync() uint64 { return s.failedSync.Load() }
 
+// SetCompacting records whether the compaction lock holder is rewriting
+// segments.
+func (s *File) SetCompacting(on bool) {
+	s.mustWrite()
+	var v uint64
+	if on {
+		v = 1
+	}
+	s.compacting.Store(v)
+}
+
+// Compacting reports whether the last compaction lock holder was rewriting
+// segments when it let go of the lock: it died mid-compaction, and what
+// other processes know of the directory may be short of what it wrote.
+func (s *File) Compacting() bool { return s.compacting.Load() != 0 }
+
 // Snapshot decodes a copy of the mapped file.
 func (s *File) Snapshot() (Header, error) {
 	b := make([]byte, Size)
@@ -328,7 +351,8 @@ func (s *File) Snapshot() (Header, error) {
 		off int
 		v   *atomic.Uint64
 	}{{offPosition, s.position}, {offGeneration, s.generation}, {offNextSeq, s.nextSeq},
-		{offNextSegID, s.nextSegID}, {offWriting, s.writing}, {offFailedSync, s.failedSync}} {
+		{offNextSegID, s.nextSegID}, {offWriting, s.writing}, {offFailedSync, s.failedSync},
+		{offCompacting, s.compacting}} {
 		le.PutUint64(b[w.off:], w.v.Load())
 	}
 	return Decode(b)

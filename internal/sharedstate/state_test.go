@@ -355,6 +355,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	s.TakeSegmentID()
 	s.SetWriting(true)
 	s.SetFailedSync(1<<63 + 5)
+	s.SetCompacting(true)
 	want := Header{
 		Version:    Version,
 		Position:   MakePosition(math.MaxUint32, math.MaxUint32-1),
@@ -363,6 +364,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		NextSegID:  3,
 		Writing:    true,
 		FailedSync: 1<<63 + 5,
+		Compacting: true,
 	}
 	if h := mustSnapshot(t, s); h != want {
 		t.Fatalf("Snapshot = %+v, want %+v", h, want)
@@ -562,11 +564,15 @@ func TestWritingAndFailedSync(t *testing.T) {
 			t.Fatalf("SetFailedSync(%d): FailedSync %d", id, s.FailedSync())
 		}
 	}
+	s.SetCompacting(true)
+	if !s.Compacting() || !mustSnapshot(t, s).Compacting {
+		t.Fatal("SetCompacting(true) not seen")
+	}
 	s.SetWriting(true)
 	s.SetFailedSync(9)
 	s.Init(0, 0, 0)
-	if s.Writing() || s.FailedSync() != 0 {
-		t.Fatalf("Init kept Writing %v, FailedSync %d", s.Writing(), s.FailedSync())
+	if s.Writing() || s.FailedSync() != 0 || s.Compacting() {
+		t.Fatalf("Init kept Writing %v, FailedSync %d, Compacting %v", s.Writing(), s.FailedSync(), s.Compacting())
 	}
 }
 
@@ -638,11 +644,12 @@ func TestReadOnlyRefusesWrites(t *testing.T) {
 	for name, write := range map[string]func(){
 		"Init":           func() { ro.Init(0, 0, 0) },
 		"Publish":        func() { ro.Publish(1) },
-		"BumpGeneration": ro.BumpGeneration,
+		"BumpGeneration": func() { ro.BumpGeneration() },
 		"TakeSeqs":       func() { ro.TakeSeqs(1) },
 		"TakeSegmentID":  func() { ro.TakeSegmentID() },
 		"SetWriting":     func() { ro.SetWriting(true) },
 		"SetFailedSync":  func() { ro.SetFailedSync(1) },
+		"SetCompacting":  func() { ro.SetCompacting(true) },
 	} {
 		func() {
 			defer func() {

@@ -6,9 +6,10 @@ import "math/bits"
 // entries, and 2^30 hashes (24 GiB) is past any sensible cache.
 const maxGhost = 1 << 30
 
-// ghost is the set of the key hashes most recently dropped from Small, the
-// "ghost queue" of S3-FIFO: a FIFO of at most limit hashes, with O(1) add,
-// lookup-and-remove and forgetting of the oldest.
+// ghost is the set of the key hashes most recently dropped by eviction (from
+// Small, as the "ghost queue" of S3-FIFO, and from Main): a FIFO of at most
+// limit hashes, with O(1) add, lookup-and-remove and forgetting of the
+// oldest.
 //
 // The hashes sit in a ring in insertion order; an open-addressing table with
 // linear probing maps a hash to its ring position. A table entry is that

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -17,11 +18,13 @@ var ErrConfig = errors.New("kennel: invalid eviction config")
 type Queue uint8
 
 const (
-	// Small is the probationary queue: every new write lands here, unless the
-	// ghost set remembers its key.
+	// Small is the probationary queue: every new write lands here. In the
+	// engine it is the write log, which all processes sharing the directory
+	// append to.
 	Small Queue = iota
 	// Main holds the records that earned a second chance (read while in
-	// Small, or read again while in Main) and the writes the ghost admitted.
+	// Small, or read again while in Main, or admitted by the ghost set). Only
+	// the compactor writes its segments, copying records into them.
 	Main
 
 	numQueues = 2
@@ -53,15 +56,16 @@ const (
 	// maxFreq is where the read counter saturates: 2 bits, as in S3-FIFO. It
 	// is also the number of passes through Main a record survives without
 	// being read again. compaction/sim measured the alternatives: a cap of 2
-	// loses 0.2-0.4 points on Zipf traces; caps of 5 and 7 gain as much on
-	// Zipf, whose popularity never changes, but lose 1-3 points as soon as
-	// it drifts, because Main then forgets once-hot keys too slowly.
+	// loses 0.05-0.3 points on static Zipf, enough to fall below S3-FIFO at
+	// s = 0.8, though it gains 0.2-1.3 as soon as popularity drifts; caps of
+	// 5 and 7 gain 0.03-0.36 on static Zipf but lose 0.4-2.5 with drift,
+	// because Main then forgets once-hot keys too slowly.
 	maxFreq uint8 = 3
 
 	// promoteFreq is the counter a Small record needs to be copied into
 	// Main: one read while on probation (S3-FIFO's move-to-main threshold
-	// 1). Two reads, libCacheSim's later default, lost 0.05-0.5 points in
-	// compaction/sim, most with drifting popularity.
+	// 1). Two reads, libCacheSim's later default, lost 0.01-0.05 points on
+	// static Zipf in compaction/sim, and 0.2-1.1 with drifting popularity.
 	promoteFreq uint8 = 1
 )
 
@@ -143,6 +147,7 @@ type Stats struct {
 	Reinserted, ReinsertBytes int64 // Main records copied forward in Main
 	Dropped, DroppedBytes     int64 // records evicted
 	Forced                    int64 // of Dropped: read, but over the keep bound
+	Merged, MergedBytes       int64 // records copied into Main by Merge
 }
 
 // Policy decides which segment to reclaim next and which of its records to
@@ -181,8 +186,9 @@ func New(cfg Config) (*Policy, error) {
 // and the target less a segment, and every eviction leaves up to a segment
 // of the budget unused until appends fill it; eight segments keep both
 // within an eighth of Small. With a 64 MiB budget, sealing Small's segments
-// at 0.8 MiB instead of at the 1-4 MiB of Main's gained up to 0.07 points in
-// compaction/sim, the most with the largest segments.
+// at 0.8 MiB instead of at the 1-4 MiB of Main's gained up to 0.05 points on
+// static Zipf in compaction/sim and up to 0.43 with drifting popularity, the
+// most with the largest segments.
 const smallSegments = 8
 
 // minSmallSegment bounds the advice of SegmentSize from below, so that a tiny
@@ -272,6 +278,20 @@ func (s *Segment) AppendKept(size int64, d Decision) (slot uint32) {
 		panic("compaction: AppendKept to a small segment")
 	}
 	return s.append(size, d.freq)
+}
+
+// AppendAdmitted is Append for a write that Admit sent to Main. The engine
+// never appends a write to a Main segment (the write log is Small; only the
+// compactor writes Main), so the record goes to Small with its counter
+// already at the promotion threshold, as if it had been read there: the
+// eviction of its segment copies it into Main unless the keep bound forbids
+// it, and it enters Main with its counter at zero like any promoted record.
+// s must be a Small segment.
+func (s *Segment) AppendAdmitted(size int64) (slot uint32) {
+	if s.queue != Small {
+		panic("compaction: AppendAdmitted to a main segment")
+	}
+	return s.append(size, promoteFreq)
 }
 
 func (s *Segment) append(size int64, freq uint8) uint32 {
@@ -404,12 +424,13 @@ func (s *Segment) LiveBytes() int64 {
 	return s.liveBytes
 }
 
-// Admit says which queue a new write of the key with the given hash goes
+// Admit says which queue a new write of the key with the given hash belongs
 // to: Main if the ghost set remembers the key (it was evicted recently and
 // is back, so it is not a one-hit wonder), else Small. A hit removes the
 // hash from the ghost set. The engine calls Admit for writes of keys it does
-// not hold; a rewrite of a cached key may go to Small or to the queue of the
-// record it replaces.
+// not hold, and appends every write to Small: with AppendAdmitted if Admit
+// said Main, else with Append. A rewrite of a cached key may be admitted to
+// Small or to the queue of the record it replaces.
 func (p *Policy) Admit(hash uint64) Queue {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -451,11 +472,13 @@ type Decision struct {
 	freq uint8 // counter the copy starts with
 }
 
-// Eviction is the reclamation of one segment, from Policy.Evict to Done or
-// Abort. Its methods are safe for concurrent use but meant for one goroutine.
+// Eviction is the reclamation of one segment, from Policy.Evict or
+// Policy.Merge to Done or Abort. Its methods are safe for concurrent use but
+// meant for one goroutine.
 type Eviction struct {
-	p *Policy
-	s *Segment
+	p     *Policy
+	s     *Segment
+	merge bool // started by Merge: keep every live record
 
 	// A record is kept if its counter is above cut, or equal to cut while
 	// the bytes kept at cut stay within cutBudget; and never past keepMax.
@@ -482,18 +505,7 @@ type Eviction struct {
 func (p *Policy) Evict(s *Segment) *Eviction {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.p != p || s.state != stateOpen {
-		panic(fmt.Sprintf("compaction: Evict of %v segment %d twice or from another policy", s.queue, s.id))
-	}
-	q := &p.queues[s.queue]
-	if !q.remove(s) {
-		panic("compaction: segment missing from its queue")
-	}
-	s.state = stateEvicting
-	p.stats.Segments[s.queue]--
-	q.bytes -= s.bytes
-	q.liveBytes -= s.liveBytes
-	q.live -= s.live
+	p.takeLocked(s, "Evict")
 	if p.fixedGhost == 0 {
 		p.ghost.setLimit(p.ghostLimitLocked())
 	}
@@ -528,6 +540,41 @@ func (p *Policy) Evict(s *Segment) *Eviction {
 	return e
 }
 
+// Merge starts rewriting s to reclaim its dead bytes (records overwritten,
+// deleted or expired) while the directory is within its budget: nothing is
+// evicted, Decide keeps every live record. s may be any segment of either
+// queue, not only the oldest; it leaves its queue as with Evict, and the
+// engine drives the Eviction the same way, copying the records into Main
+// and ending with Done or Abort.
+//
+// A merge is not an eviction, so it uses up no reads: a Main record keeps
+// its counter, and nothing goes to the ghost set. A Small record enters Main
+// with its counter at zero, as a promoted one does: merging a Small segment
+// thus skips the probation of its unread records, for little gain, as Small
+// evicts its segments soon whatever their live ratio.
+func (p *Policy) Merge(s *Segment) *Eviction {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.takeLocked(s, "Merge")
+	return &Eviction{p: p, s: s, merge: true}
+}
+
+// takeLocked takes s out of its queue for op, Evict or Merge.
+func (p *Policy) takeLocked(s *Segment, op string) {
+	if s.p != p || s.state != stateOpen {
+		panic(fmt.Sprintf("compaction: %s of %v segment %d twice or from another policy", op, s.queue, s.id))
+	}
+	q := &p.queues[s.queue]
+	if !q.remove(s) {
+		panic("compaction: segment missing from its queue")
+	}
+	s.state = stateEvicting
+	p.stats.Segments[s.queue]--
+	q.bytes -= s.bytes
+	q.liveBytes -= s.liveBytes
+	q.live -= s.live
+}
+
 // ghostLimitLocked estimates how many keys Main holds at its target size.
 func (p *Policy) ghostLimitLocked() int {
 	live, bytes := 0, int64(0)
@@ -544,11 +591,12 @@ func (p *Policy) ghostLimitLocked() int {
 
 // Decide says whether to keep the record in slot, of size bytes, whose key
 // has the given hash. The engine calls it once per record the index still
-// points at, in any order. The hash of a dropped record goes into the ghost
-// set, so that the key goes straight to Main if it is written again soon.
-// S3-FIFO remembers only keys dropped from Small; remembering those dropped
-// from Main too (as ARC's second ghost list does) gained 0.03-0.3 points in
-// compaction/sim and is what lifts kennel above item-granular S3-FIFO.
+// points at, in any order. A merge keeps every one. The hash of a dropped
+// record goes into the ghost set, so that the key is admitted to Main if it
+// is written again soon. S3-FIFO remembers only keys dropped from Small;
+// remembering those dropped from Main too (as ARC's second ghost list does)
+// gained 0.03-0.33 points in compaction/sim (but lost 0.23 at s = 1.2 with
+// the fastest drift) and is what lifts kennel above item-granular S3-FIFO.
 func (e *Eviction) Decide(slot uint32, hash uint64, size int64) Decision {
 	p, s := e.p, e.s
 	p.mu.Lock()
@@ -564,6 +612,14 @@ func (e *Eviction) Decide(slot uint32, hash uint64, size int64) Decision {
 	s.liveBytes -= size
 
 	f := b & freqMask
+	if e.merge {
+		p.stats.Merged++
+		p.stats.MergedBytes += size
+		if s.queue == Small {
+			return Decision{Keep: true}
+		}
+		return Decision{Keep: true, freq: f}
+	}
 	keep := false
 	switch {
 	case f < e.cut:
@@ -610,7 +666,8 @@ func (e *Eviction) Done() {
 }
 
 // Abort ends an eviction that could not finish (an I/O error): the segment
-// goes back to the head of its queue, to be evicted again. The records
+// goes back to its place in its queue, by id (the head for the victim of
+// Evict, to be evicted again; a merged segment keeps its age). The records
 // Decide already saw stay decided: Touch no longer counts them, and if the
 // index still points at them the next eviction drops them. Copies already
 // registered with AppendKept are ordinary records of their segment; the
@@ -625,7 +682,7 @@ func (e *Eviction) Abort() {
 	e.finished = true
 	s.state = stateOpen
 	q := &p.queues[s.queue]
-	q.pushFront(s)
+	q.insert(s)
 	p.stats.Segments[s.queue]++
 	q.bytes += s.bytes
 	q.liveBytes += s.liveBytes
@@ -675,13 +732,20 @@ func (q *fifo) push(s *Segment) {
 	q.segs = append(q.segs, s)
 }
 
-func (q *fifo) pushFront(s *Segment) {
-	if q.head > 0 {
-		q.head--
-		q.segs[q.head] = s
+// insert puts s back before the first queued segment with a larger id: at
+// the head, unless s was taken from further back by Merge.
+func (q *fifo) insert(s *Segment) {
+	i := q.head
+	for i < len(q.segs) && q.segs[i].id < s.id {
+		i++
+	}
+	if q.head == 0 {
+		q.segs = slices.Insert(q.segs, i, s)
 		return
 	}
-	q.segs = append([]*Segment{s}, q.segs...)
+	copy(q.segs[q.head-1:i-1], q.segs[q.head:i])
+	q.head--
+	q.segs[i-1] = s
 }
 
 // remove takes s out of the queue; it is nearly always the oldest.

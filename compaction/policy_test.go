@@ -380,6 +380,149 @@ func TestKill(t *testing.T) {
 	e.Done()
 }
 
+// A write the ghost set admitted goes to Small counted as read once, so the
+// eviction of its segment promotes it though nobody read it there.
+func TestAppendAdmitted(t *testing.T) {
+	p := newPolicy(t, Config{})
+	s := p.NewSegment(1, Small)
+	admitted := s.AppendAdmitted(100)
+	plain := s.Append(100)
+	kept := decideAll(p, s, 2, 100, 0)
+	d, ok := kept[admitted]
+	if !ok {
+		t.Fatal("admitted record dropped by the Small eviction")
+	}
+	if d.freq != 0 {
+		t.Errorf("admitted record enters Main with counter %d, want 0", d.freq)
+	}
+	if _, ok := kept[plain]; ok {
+		t.Error("unread record kept by the Small eviction")
+	}
+	if st := p.Stats(); st.Promoted != 1 || st.Dropped != 1 || st.Forced != 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The keep bound holds for admitted records too.
+	const n = 64
+	s = p.NewSegment(2, Small)
+	for range n {
+		s.AppendAdmitted(100)
+	}
+	kept = decideAll(p, s, n, 100, 1000)
+	if want := int(n * DefaultMaxKeepFraction); len(kept) != want {
+		t.Errorf("kept %d of %d admitted records, want %d", len(kept), n, want)
+	}
+}
+
+// A merge keeps every live record, uses up no reads, adds nothing to the
+// ghost set and may take a segment from the middle of its queue.
+func TestMerge(t *testing.T) {
+	p := newPolicy(t, Config{GhostEntries: 100})
+	oldest := fill(p, 1, Main, 1, 10)
+	reads := []int{0, 1, 2, 3, 5}
+	m := fill(p, 2, Main, len(reads)+1, 10)
+	for slot, n := range reads {
+		for range n {
+			m.Touch(uint32(slot))
+		}
+	}
+	m.Kill(uint32(len(reads)), 10)
+	newest := fill(p, 3, Main, 1, 10)
+
+	e := p.Merge(m)
+	if v := p.Victim(); v != oldest {
+		t.Errorf("victim %d during a merge, want the oldest", v.ID())
+	}
+	for slot := range len(reads) + 1 {
+		want := slot < len(reads)
+		d := e.Decide(uint32(slot), 100+uint64(slot), 10)
+		if d.Keep != want {
+			t.Errorf("slot %d: keep %v, want %v", slot, d.Keep, want)
+			continue
+		}
+		if want && d.freq != min(uint8(reads[slot]), maxFreq) {
+			t.Errorf("slot %d read %d times: copy starts with counter %d", slot, reads[slot], d.freq)
+		}
+	}
+	e.Done()
+
+	s := fill(p, 4, Small, 2, 10)
+	s.Touch(1)
+	for slot, d := range decideAllMerge(p, s, 2, 10, 200) {
+		if d.freq != 0 {
+			t.Errorf("Small slot %d enters Main with counter %d, want 0", slot, d.freq)
+		}
+	}
+
+	st := p.Stats()
+	if st.Merged != 7 || st.MergedBytes != 70 || st.Dropped != 0 || st.Promoted != 0 || st.Reinserted != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Ghost != 0 {
+		t.Errorf("merge added %d hashes to the ghost set", st.Ghost)
+	}
+	if st.Segments != [2]int{0, 2} || st.Bytes != [2]int64{0, 20} {
+		t.Errorf("merged segments still counted: %+v", st)
+	}
+	if v := p.Victim(); v != oldest {
+		t.Errorf("victim %d after a merge, want the oldest", v.ID())
+	}
+	decideAll(p, oldest, 1, 10, 0)
+	if v := p.Victim(); v != newest {
+		t.Errorf("victim %d, want %d", v.ID(), newest.ID())
+	}
+}
+
+// decideAllMerge merges s, deciding every slot in order, and returns the
+// decisions, all of which must keep.
+func decideAllMerge(p *Policy, s *Segment, n int, size int64, hashBase uint64) map[uint32]Decision {
+	e := p.Merge(s)
+	kept := make(map[uint32]Decision)
+	for i := 0; i < n; i++ {
+		d := e.Decide(uint32(i), hashBase+uint64(i), size)
+		if !d.Keep {
+			panic(fmt.Sprintf("merge dropped slot %d", i))
+		}
+		kept[uint32(i)] = d
+	}
+	e.Done()
+	return kept
+}
+
+// An aborted merge puts its segment back where it was in its queue, not at
+// the head, whether the queue's slice was compacted meanwhile or not.
+func TestMergeAbort(t *testing.T) {
+	for _, compacted := range []bool{false, true} {
+		p := newPolicy(t, Config{})
+		var segs []*Segment
+		for id := range uint64(4) {
+			segs = append(segs, fill(p, id+1, Main, 1, 10))
+		}
+		decideAll(p, segs[0], 1, 10, 0)
+		segs = segs[1:]
+		e := p.Merge(segs[1])
+		if compacted {
+			// Appending a segment during the merge moves the queue to
+			// the start of its slice.
+			segs = append(segs, fill(p, 5, Main, 1, 10))
+		}
+		if head := p.queues[Main].head; (head == 0) != compacted {
+			t.Fatalf("compacted=%v: queue head at %d", compacted, head)
+		}
+		e.Abort()
+		if st := p.Stats(); st.Segments[Main] != len(segs) || st.Bytes[Main] != 10*int64(len(segs)) {
+			t.Errorf("compacted=%v: stats after abort %+v", compacted, st)
+		}
+		for i, want := range segs {
+			v := p.Victim()
+			if v != want {
+				t.Fatalf("compacted=%v: victim %d is %d, want %d", compacted, i, v.ID(), want.ID())
+			}
+			decideAll(p, v, 1, 10, 0)
+		}
+	}
+}
+
 func TestAbort(t *testing.T) {
 	p := newPolicy(t, Config{})
 	a := fill(p, 1, Small, 3, 10)
@@ -491,6 +634,8 @@ func TestMisuseReported(t *testing.T) {
 		"evict twice":        func() { p.Evict(s) },
 		"decide after done":  func() { e.Decide(0, 0, 1) },
 		"kept into small":    func() { p.NewSegment(2, Small).AppendKept(1, Decision{Keep: true}) },
+		"admitted into main": func() { p.NewSegment(4, Main).AppendAdmitted(1) },
+		"merge after evict":  func() { p.Merge(s) },
 		"no such queue":      func() { p.NewSegment(3, Queue(9)) },
 	} {
 		func() {

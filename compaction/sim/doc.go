@@ -17,11 +17,16 @@
 //   - OPT: Belady's MIN, optimal for values of one size, with bypass.
 //
 // kennel is simulated at segment granularity, the way the engine will drive
-// compaction.Policy: one open segment per queue, sealed when full, the
-// budget counting every byte of every segment (open ones too), and space
-// reclaimed only by evicting a whole segment, whose kept records are copied
-// forward at the cost of bytes written (reported as write amplification).
-// Record headers and hint files are not modelled.
+// compaction.Policy: one open segment per queue, sealed when full (Small's
+// at Policy.SegmentSize), the budget counting every byte of every segment
+// (open ones too), and space reclaimed only by evicting a whole segment,
+// whose kept records are copied into Main at the cost of bytes written
+// (reported as write amplification). As in the engine, every write goes to
+// Small, the write log: one the ghost set admits to Main is appended there
+// with Segment.AppendAdmitted and reaches Main when its segment is evicted,
+// and only those copies are written to Main. The traces never overwrite or
+// delete a cached key, so no segment has dead bytes and Policy.Merge is not
+// exercised. Record headers and hint files are not modelled.
 //
 // Each replay is single-threaded; RunTable runs replays in parallel.
 package sim

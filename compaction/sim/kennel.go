@@ -22,10 +22,12 @@ type KennelConfig struct {
 	Policy compaction.Config
 }
 
-// kennel plays the engine: it appends records to one open segment per
-// queue, keeps an index from key to (segment, slot), and when an append
-// would take the segments past the budget it reclaims the victims the policy
-// names, whole, copying forward the records the policy keeps.
+// kennel plays the engine: it appends every write to the open segment of
+// Small (the write log; a write the ghost set admits goes there too, with
+// AppendAdmitted), keeps an index from key to (segment, slot), and when an
+// append would take the segments past the budget it reclaims the victims the
+// policy names, whole, copying the records the policy keeps into the open
+// segment of Main, the only way records reach Main.
 type kennel struct {
 	pol     *compaction.Policy
 	budget  int64
@@ -84,7 +86,10 @@ func (k *kennel) access(key uint32, size int64) bool {
 	if size > k.segSize[compaction.Small] || size > k.budget {
 		return false
 	}
-	q := k.pol.Admit(keyHash(key))
+	how := fresh
+	if k.pol.Admit(keyHash(key)) == compaction.Main {
+		how = admitted
+	}
 	for k.total+size > k.budget {
 		v := k.pol.Victim()
 		if v == nil {
@@ -93,14 +98,27 @@ func (k *kennel) access(key uint32, size int64) bool {
 		k.evict(k.segs[v])
 	}
 	k.size[key] = size
-	k.append(q, key, compaction.Decision{}, false)
+	k.append(key, how, compaction.Decision{})
 	k.written += size
 	return false
 }
 
-// append writes key into the open segment of q, rolling to a new one when
-// it is full.
-func (k *kennel) append(q compaction.Queue, key uint32, d compaction.Decision, kept bool) {
+// appendKind says how a record is appended.
+type appendKind int
+
+const (
+	fresh    appendKind = iota // a write, to Small, with Append
+	admitted                   // a write the ghost set admitted, to Small, with AppendAdmitted
+	kept                       // a copy made by eviction, to Main, with AppendKept(d)
+)
+
+// append writes key into the open segment of the queue how names, rolling
+// to a new one when it is full.
+func (k *kennel) append(key uint32, how appendKind, d compaction.Decision) {
+	q := compaction.Small
+	if how == kept {
+		q = compaction.Main
+	}
 	size := k.size[key]
 	s := k.open[q]
 	if s == nil || s.bytes+size > k.segSize[q] {
@@ -110,10 +128,13 @@ func (k *kennel) append(q compaction.Queue, key uint32, d compaction.Decision, k
 		k.open[q] = s
 	}
 	var slot uint32
-	if kept {
-		slot = s.ps.AppendKept(size, d)
-	} else {
+	switch how {
+	case fresh:
 		slot = s.ps.Append(size)
+	case admitted:
+		slot = s.ps.AppendAdmitted(size)
+	case kept:
+		slot = s.ps.AppendKept(size, d)
 	}
 	if int(slot) != len(s.keys) {
 		panic("slot out of step with appends")
@@ -137,7 +158,7 @@ func (k *kennel) evict(s *simSegment) {
 		k.loc[key] = nil
 		d := e.Decide(uint32(slot), keyHash(key), k.size[key])
 		if d.Keep {
-			k.append(compaction.Main, key, d, true)
+			k.append(key, kept, d)
 			k.copied += k.size[key]
 		}
 	}

@@ -261,6 +261,9 @@ func TestKennelKeepsBudget(t *testing.T) {
 	if c.total < budget-2*10_000 {
 		t.Errorf("only %d of %d bytes used", c.total, budget)
 	}
+	if st.GhostHits == 0 {
+		t.Error("no ghost hits: writes admitted to Main were not modelled")
+	}
 }
 
 func TestKennelConfig(t *testing.T) {

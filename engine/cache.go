@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/lockf"
@@ -74,6 +75,19 @@ type Cache struct {
 	live    int64                // bytes of records the index points to
 	dead    int64                // bytes of records superseded, deleted or never live (tombstones)
 	withTTL int                  // index entries that carry an expiry
+	// tombs holds the deleted keys whose older puts are still on disk, so
+	// that compaction keeps their tombstones while those puts exist.
+	tombs map[string]tomb
+	// policy is the eviction policy (package compaction); psegs its view
+	// of each segment, the same keys as maps. The log's segments are its
+	// Small queue, those written by compaction its Main queue.
+	policy *compaction.Policy
+	psegs  map[uint32]*compaction.Segment
+	// logSegmentSize is where the log's active segment is sealed: the
+	// policy's advice for its Small queue.
+	logSegmentSize int64
+
+	compactor compactor
 
 	// background work: the interval syncer, hint writers and background
 	// regenerations of GetOrCreate (whose context bgCtx is cancelled by Close).
@@ -95,14 +109,14 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		dir:   dir,
-		opts:  opts,
-		log:   opts.Logger.With("dir", dir),
-		idx:   index.New(),
-		maps:  make(map[uint32]*segment.Map),
-		usage: make(map[uint32]*segUsage),
-		stop:  make(chan struct{}),
+		dir:  dir,
+		opts: opts,
+		log:  opts.Logger.With("dir", dir),
+		stop: make(chan struct{}),
 	}
+	c.resetIndex()
+	c.logSegmentSize = c.policy.SegmentSize(compaction.Small, opts.SegmentSize)
+	c.compactor.kick = make(chan struct{}, 1)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openDir(); err != nil {
 		return nil, err
@@ -112,7 +126,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		err = c.writeFormat()
 	}
 	if err == nil {
-		err = c.recover(first)
+		err = c.load(first)
 	}
 	if err == nil {
 		err = c.finishJoin(first)
@@ -128,7 +142,28 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.bg.Add(1)
 		go c.syncLoop()
 	}
+	if !opts.ReadOnly && !opts.ManualCompaction {
+		c.compactor.disk.Store(dirBytes(dir))
+		c.bg.Add(1)
+		go c.compactLoop()
+	}
 	return c, nil
+}
+
+// resetIndex gives the cache an empty index, segment table and eviction
+// policy, for Open to load.
+func (c *Cache) resetIndex() {
+	c.idx = index.New()
+	c.maps = make(map[uint32]*segment.Map)
+	c.usage = make(map[uint32]*segUsage)
+	c.tombs = make(map[string]tomb)
+	c.psegs = make(map[uint32]*compaction.Segment)
+	p, err := compaction.New(compaction.Config{Budget: c.opts.CacheSize})
+	if err != nil {
+		panic(err) // validated options make a valid config
+	}
+	c.policy = p
+	c.live, c.dead, c.withTTL = 0, 0, 0
 }
 
 // now returns the clock's time in unix nanoseconds.
@@ -218,6 +253,11 @@ func (c *Cache) Close() error {
 	close(c.stop)
 	c.bgCancel()
 	c.bg.Wait()
+	// A Compact called by the user stops at its next step once closed is
+	// set; wait for it before the segments go.
+	c.compactor.mu.Lock()
+	//lint:ignore SA2001 the empty critical section is the barrier
+	c.compactor.mu.Unlock()
 
 	var err error
 	c.writeMu.Lock()
@@ -248,8 +288,6 @@ func (c *Cache) releaseAll() {
 	for _, m := range c.maps {
 		m.Release()
 	}
-	c.maps = nil
-	c.usage = nil
-	c.idx = index.New()
+	c.resetIndex()
 	c.leave()
 }

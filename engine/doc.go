@@ -1,5 +1,5 @@
 // Package engine is kennel's public API: a persistent key-value cache in one
-// directory, safe for many goroutines.
+// directory, safe for many goroutines and many processes.
 //
 //	c, err := engine.Open("/var/cache/myapp", engine.Options{DefaultTTL: time.Hour})
 //	...
@@ -51,7 +51,34 @@
 // them nor appear in them. Lock order inside the engine: writeMu (the log),
 // then mu (index and mappings).
 //
-// One process at a time may open a directory for writing (a flock on its
-// lock file enforces it); Options.ReadOnly opens a snapshot without the lock,
-// for inspection while a writer runs.
+// Many processes may open one directory read-write at once (share.go holds
+// the protocol of DESIGN.md): appends take the append lock of the lock file
+// and publish the log's new end in the shared state file; every read first
+// compares that end with what the index has seen (two atomic loads) and
+// reads the records other processes appended. Options.ReadOnly takes no
+// lock and writes nothing; Options.Exclusive keeps the append lock for the
+// process's lifetime.
+//
+// # Compaction
+//
+// The log's segments are the small queue of an S3-FIFO eviction policy
+// (package compaction). When writes take the directory past
+// Options.CacheSize, a background goroutine takes the compaction lock and
+// reclaims whole segments, oldest first per queue: the records read since
+// they were written are copied into segments of the main queue (written
+// only by compaction, outside the log), the others are dropped. Segments
+// mostly dead (overwritten, deleted, expired) are rewritten even within the
+// budget; Compact does it for every segment on demand. Writes wait while the
+// directory is over its budget, so the budget holds however fast they come.
+//
+// Copies keep their sequence numbers, so a write that races with a copy
+// wins on every rebuild, and the index moves an entry only under its lock,
+// while it still points at the record copied. A key's newest record is
+// dropped without a tombstone only when no older put of the key is left on
+// disk (Entry.Older counts them), so an older value never comes back on the
+// next open. The copies are synced before the old segment is deleted;
+// a compaction killed at any point leaves at worst duplicates, which the
+// next open resolves by sequence number and the next compaction reclaims.
+// Other processes reload the directory when the run publishes a new
+// generation.
 package engine

@@ -167,6 +167,7 @@ func (c *Cache) getFresh(key []byte) (v []byte, stale bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	c.touchLocked(&e)
 	c.hits.Add(1)
 	return v, fresh != 0 && c.now() >= fresh, nil
 }

@@ -126,6 +126,20 @@ func checkModel(tb testing.TB, c *engine.Cache, model map[string]string) {
 }
 
 // files returns the names in dir with the given suffix, sorted.
+// lastSegmentID returns the highest segment id in dir. Ids are never
+// reused, so it tells how many segments were ever created, also after
+// compaction deleted some.
+func lastSegmentID(tb testing.TB, dir string) uint64 {
+	tb.Helper()
+	var last uint64
+	for _, name := range files(tb, dir, segment.Suffix) {
+		if id, ok := segment.ParseFileName(name); ok {
+			last = max(last, id)
+		}
+	}
+	return last
+}
+
 func files(tb testing.TB, dir, suffix string) []string {
 	tb.Helper()
 	entries, err := os.ReadDir(dir)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
@@ -77,7 +78,13 @@ type SegmentInfo struct {
 	LiveBytes int64  // records the index points to
 	DeadBytes int64  // superseded, deleted and tombstone records
 	LiveKeys  int
-	Active    bool // the segment being appended to
+	Active    bool // the log segment being appended to
+	// Compacted marks a segment written by compaction: the eviction
+	// policy's main queue. It is outside the log's seal chain (no seal
+	// record, and its id may lie between a log segment and the one that
+	// segment's seal names) and never appended to once it has its hint.
+	// The others are the log's segments, the policy's small queue.
+	Compacted bool
 }
 
 // Segments describes the segments in id order.
@@ -88,20 +95,25 @@ func (c *Cache) Segments() ([]SegmentInfo, error) {
 	defer c.mu.RUnlock()
 	// The active segment is the one the published position is in; without
 	// a trusted shared state (a read-only look at a directory no process
-	// has open read-write) it is the newest.
+	// has open read-write) it is the newest of the log's: a compaction
+	// takes ids after the log's active segment too.
+	compacted := func(id uint32) bool { ps := c.psegs[id]; return ps != nil && ps.Queue() == compaction.Main }
 	var active uint64
 	if c.state != nil && !c.stateStale {
 		active = uint64(sharedstate.Position(c.seen.Load()).Segment())
 	} else {
 		for id := range c.usage {
-			active = max(active, uint64(id))
+			if !compacted(id) {
+				active = max(active, uint64(id))
+			}
 		}
 	}
 	out := make([]SegmentInfo, 0, len(c.usage))
 	for id, u := range c.usage {
 		out = append(out, SegmentInfo{
 			ID: uint64(id), File: segment.FileName(uint64(id)), Bytes: u.end,
-			LiveBytes: u.live, DeadBytes: u.dead, LiveKeys: u.liveKeys, Active: uint64(id) == active,
+			LiveBytes: u.live, DeadBytes: u.dead, LiveKeys: u.liveKeys,
+			Active: uint64(id) == active, Compacted: compacted(id),
 		})
 	}
 	slices.SortFunc(out, func(a, b SegmentInfo) int { return cmp.Compare(a.ID, b.ID) })

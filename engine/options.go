@@ -55,9 +55,22 @@ type Options struct {
 	// rewrites a segment in well under a second.
 	SegmentSize int64
 
-	// CacheSize is the budget for everything the directory holds. Default
-	// 1 GiB. (Enforced by compaction; accepted and reported now.)
+	// CacheSize is the budget for everything the directory holds: segments,
+	// hints and the small files beside them. Default 1 GiB. Compaction
+	// evicts when writes take the directory past it, and brings it back
+	// under within about a segment's worth of bytes.
 	CacheSize int64
+
+	// CompactionInterval is how often compaction looks for expired records
+	// to reclaim, besides the runs writes start when the budget fills.
+	// Default 1 minute; negative disables the periodic runs.
+	CompactionInterval time.Duration
+
+	// ManualCompaction turns background compaction off: the directory is
+	// compacted only when Compact is called (by this process or another),
+	// and CacheSize is not enforced meanwhile. For tools and tests that
+	// need the directory to change only when they say so.
+	ManualCompaction bool
 
 	// DefaultTTL applies to Set. Zero means values do not expire.
 	DefaultTTL time.Duration
@@ -129,13 +142,14 @@ type Options struct {
 }
 
 const (
-	defaultSegmentSize  = 64 << 20
-	defaultCacheSize    = 1 << 30
-	defaultSyncInterval = time.Second
-	defaultMaxKeySize   = 4 << 10
-	defaultCompressMin  = 1 << 10
-	defaultMaxValueSize = 64 << 20
-	defaultFileMode     = 0o600
+	defaultSegmentSize        = 64 << 20
+	defaultCacheSize          = 1 << 30
+	defaultCompactionInterval = time.Minute
+	defaultSyncInterval       = time.Second
+	defaultMaxKeySize         = 4 << 10
+	defaultCompressMin        = 1 << 10
+	defaultMaxValueSize       = 64 << 20
+	defaultFileMode           = 0o600
 
 	// minSegmentSize keeps tests able to roll often while leaving room for
 	// the header and a record.
@@ -155,6 +169,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = defaultSyncInterval
+	}
+	if o.CompactionInterval == 0 {
+		o.CompactionInterval = defaultCompactionInterval
 	}
 	if o.CompressMinSize == 0 {
 		o.CompressMinSize = defaultCompressMin

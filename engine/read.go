@@ -28,12 +28,21 @@ func (c *Cache) Get(key []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	v, _, err := c.valueLocked(c.maps, &e, key)
+	c.touchLocked(&e)
 	c.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
 	c.hits.Add(1)
 	return v, nil
+}
+
+// touchLocked tells the eviction policy that e's record was read: it takes
+// no lock and writes nothing to disk. Callers hold mu shared.
+func (c *Cache) touchLocked(e *index.Entry) {
+	if ps := c.psegs[e.Seg]; ps != nil {
+		ps.Touch(e.Slot)
+	}
 }
 
 // Has reports whether key has a value that has not expired. It reads only

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
@@ -42,6 +44,26 @@ type loaded struct {
 	clean  bool   // no tail past end and no damage inside
 	sealed bool   // it has a hint or ends with a seal: it was sealed, whatever its position
 	next   uint64 // the segment its seal says the log continues in; 0 if none
+}
+
+// errVanished says a segment disappeared while the directory was loaded.
+var errVanished = errors.New("kennel: a segment was removed while the directory was loaded")
+
+// load runs recover, again as long as compaction removes a segment under
+// it (each retry sees the directory after one more compaction step).
+func (c *Cache) load(first bool) error {
+	for attempt := 0; ; attempt++ {
+		err := c.recover(first)
+		if !errors.Is(err, errVanished) || attempt == 100 {
+			return err
+		}
+		c.mu.Lock()
+		for _, m := range c.maps {
+			m.Release()
+		}
+		c.resetIndex()
+		c.mu.Unlock()
+	}
 }
 
 // recover builds the index from the directory's segments in id order.
@@ -90,21 +112,33 @@ func (c *Cache) recover(first bool) error {
 	if len(ids) > 0 && ids[len(ids)-1] >= math.MaxUint32 {
 		return fmt.Errorf("%w: segment id %d exceeds this kennel's limit", ErrIncompatible, ids[len(ids)-1])
 	}
-
+	// Segments written by compaction are not part of the log: they are
+	// loaded whole, whatever the published position, and never appended to.
+	compacted := c.compactedSegments(ids)
 	if live {
-		ids = slices.DeleteFunc(ids, func(id uint64) bool { return id > uint64(pos.Segment()) })
+		ids = slices.DeleteFunc(ids, func(id uint64) bool { return !compacted[id] && id > uint64(pos.Segment()) })
+	}
+	var logIDs []uint64
+	for _, id := range ids {
+		if !compacted[id] {
+			logIDs = append(logIDs, id)
+		}
+	}
+	lastLog := uint64(0)
+	if len(logIDs) > 0 {
+		lastLog = logIDs[len(logIDs)-1]
+	}
+	if live {
+		lastLog = uint64(pos.Segment())
 	}
 	rb := &rebuild{hints: make(map[uint64][]byte), badHeaders: make(map[uint64]error)}
 	var last loaded
 	lastMapped := false
 	seals := make(map[uint64]uint64) // segment id -> the id its seal names
-	for i, id := range ids {
-		seg := segLoad{id: id, hasHint: hints[id], active: i == len(ids)-1, limit: -1}
-		if live {
-			seg.active = id == uint64(pos.Segment())
-			if seg.active {
-				seg.limit = int64(pos.End())
-			}
+	for _, id := range ids {
+		seg := segLoad{id: id, hasHint: hints[id], compacted: compacted[id], active: !compacted[id] && id == lastLog, limit: -1}
+		if live && seg.active {
+			seg.limit = int64(pos.End())
 		}
 		l, mapped, err := c.loadSegment(rb, seg, first)
 		if err != nil {
@@ -117,13 +151,23 @@ func (c *Cache) recover(first bool) error {
 			seals[id] = l.next
 		}
 	}
-	orphans := c.dropOrphans(rb, ids, seals, first)
+	orphans := c.dropOrphans(rb, logIDs, seals, first)
+	for _, id := range ids {
+		if c.maps[uint32(id)] == nil {
+			continue
+		}
+		q := compaction.Small
+		if compacted[id] {
+			q = compaction.Main
+		}
+		c.psegs[uint32(id)] = c.policy.NewSegment(id, q)
+	}
 	for id, err := range rb.badHeaders {
 		if !orphans[id] {
 			c.reportCorrupt("unreadable segment header; segment skipped", "segment", id, "err", err)
 		}
 	}
-	if len(ids) > 0 && orphans[ids[len(ids)-1]] {
+	if orphans[lastLog] {
 		lastMapped = false
 	}
 	c.buildIndex(rb)
@@ -138,6 +182,14 @@ func (c *Cache) recover(first bool) error {
 		c.log.Info("removing temporary file left by a crash", "file", name)
 		os.Remove(filepath.Join(c.dir, name))
 	}
+	// A hint outlives its segment when compaction was killed between
+	// removing the one and the other.
+	for id := range hints {
+		if !slices.Contains(ids, id) && !orphans[id] {
+			c.log.Info("removing the hint of a segment that is gone", "segment", id)
+			os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+		}
+	}
 	// The next id is past every segment, and is the one the last seal names
 	// if that segment was never created, so the log stays one chain.
 	nextSegID := uint64(1)
@@ -148,7 +200,7 @@ func (c *Cache) recover(first bool) error {
 		nextSegID = max(nextSegID, next)
 	}
 	if lastMapped && last.clean && !last.sealed {
-		id := ids[len(ids)-1]
+		id := lastLog
 		w, err := segment.OpenWriter(filepath.Join(c.dir, segment.FileName(id)), id, last.end)
 		if err != nil {
 			return fmt.Errorf("kennel: reopen segment %d: %w", id, err)
@@ -156,10 +208,10 @@ func (c *Cache) recover(first bool) error {
 		c.active = w
 	} else {
 		if lastMapped && !last.sealed {
-			id := ids[len(ids)-1]
+			id := lastLog
 			c.log.Warn("sealing segment at its last good record", "segment", id, "end", last.end, "size", last.size)
 		}
-		if err := c.startSegment(nextSegID, c.opts.SegmentSize); err != nil {
+		if err := c.startSegment(nextSegID, c.logSegmentSize); err != nil {
 			return err
 		}
 		nextSegID++
@@ -176,6 +228,11 @@ func (c *Cache) recover(first bool) error {
 type segLoad struct {
 	id      uint64
 	hasHint bool
+	// compacted marks a segment written by compaction. Only the first
+	// opener writes a hint for one that has none: a compactor may still be
+	// appending to it, and its own hint, written when it is done, marks it
+	// finished.
+	compacted bool
 	// active marks the segment appended to: it is mapped at full capacity,
 	// gets no hint, and may end in a torn tail.
 	active bool
@@ -194,6 +251,12 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 	id := seg.id
 	path := filepath.Join(c.dir, segment.FileName(id))
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, fs.ErrNotExist) && !first {
+		// Compaction removed it since the directory was read, after
+		// copying its records into a segment this load may have read
+		// already: the load is not a consistent view.
+		return loaded{}, false, errVanished
+	}
 	if err != nil {
 		return loaded{}, false, fmt.Errorf("kennel: open segment %d: %w", id, err)
 	}
@@ -213,7 +276,8 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 		if errors.Is(herr, segment.ErrVersion) {
 			return loaded{}, false, fmt.Errorf("%w: segment %d: %v", ErrIncompatible, id, herr)
 		}
-		if first && seg.active && size <= segment.HeaderSize {
+		if first && size <= segment.HeaderSize {
+			// No room for a record: nothing is lost with it.
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
 			return loaded{}, false, os.Remove(path)
 		}
@@ -225,7 +289,7 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 
 	mapLen := size
 	if seg.active {
-		mapLen = max(size, c.opts.SegmentSize)
+		mapLen = max(size, c.logSegmentSize)
 	}
 	m, err := segment.MapFile(f, id, mapLen)
 	if err != nil {
@@ -248,7 +312,7 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 	// A hint is written for every segment that is or becomes sealed: all
 	// but the active one, and the first opener's last one if it is damaged.
 	l := c.scanSegment(rb, m, id, size, seg.active)
-	if !seg.active || (first && !l.clean) || l.sealed {
+	if (!seg.active || (first && !l.clean) || l.sealed) && (first || !seg.compacted) {
 		rb.hints[id] = l.hint
 	}
 	c.usage[uint32(id)].end = l.end
@@ -384,17 +448,30 @@ func (c *Cache) applyRecovered(rb *rebuild, m *segment.Map, kind segment.Kind, k
 
 // buildIndex resolves the records found on open and bulk-loads the index:
 // for each key the highest sequence number wins, whatever segment holds it
-// (compaction may copy an old record into a newer segment), and a winning
-// tombstone means no value. Sorting first lets the index be loaded in key
-// order with full nodes (index.Load), which is faster than inserting records
-// one by one and leaves less of the tree empty.
+// (compaction copies records into newer segments with their sequence
+// numbers), and a winning tombstone means no value. Equal sequence numbers
+// are one record and its copy, or a put and the tombstone compaction wrote
+// when it evicted it (kept while the put survives); the put wins, from the
+// newest segment. Sorting first lets the index be loaded in key order with
+// full nodes (index.Load), which is faster than inserting records one by one
+// and leaves less of the tree empty.
+//
+// Every record gets a slot in the eviction policy, and each key's count of
+// older puts on disk is set (Entry.Older, or the tombs map for a deleted
+// key).
 func (c *Cache) buildIndex(rb *rebuild) {
 	recs := rb.recs
 	slices.SortFunc(recs, func(a, b recovered) int {
 		if c := index.Compare(&a.entry, &b.entry); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.seq, b.seq)
+		if c := cmp.Compare(a.seq, b.seq); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(isPut(a.entry.Kind), isPut(b.entry.Kind)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.entry.Seg, b.entry.Seg)
 	})
 	live := make([]index.Entry, 0, len(recs))
 	for i := 0; i < len(recs); {
@@ -402,15 +479,26 @@ func (c *Cache) buildIndex(rb *rebuild) {
 		for j < len(recs) && index.Compare(&recs[j].entry, &recs[i].entry) == 0 {
 			j++
 		}
-		win := recs[j-1]
+		win := recs[j-1].entry
+		older := 0
 		for _, r := range recs[i : j-1] {
 			c.addDead(r.entry.Seg, r.entry.Size)
+			ps := c.psegs[r.entry.Seg]
+			ps.Kill(ps.Append(int64(r.entry.Size)), int64(r.entry.Size))
+			older += isPut(r.entry.Kind)
 		}
-		if segment.Kind(win.entry.Kind) == segment.KindDelete {
-			c.addDead(win.entry.Seg, win.entry.Size)
+		ps := c.psegs[win.Seg]
+		win.Slot = ps.Append(int64(win.Size))
+		win.Older = addOlder(0, older)
+		if segment.Kind(win.Kind) == segment.KindDelete {
+			ps.Kill(win.Slot, int64(win.Size))
+			c.addDead(win.Seg, win.Size)
+			if older > 0 {
+				c.setTomb(string(win.Key()), tomb{seg: win.Seg, off: win.Offset, size: win.Size, older: win.Older})
+			}
 		} else {
-			c.remember(win.entry)
-			live = append(live, win.entry)
+			c.remember(win)
+			live = append(live, win)
 		}
 		i = j
 	}
@@ -418,13 +506,51 @@ func (c *Cache) buildIndex(rb *rebuild) {
 	c.idx = index.Load(live)
 }
 
+func isPut(kind uint8) int {
+	if segment.Kind(kind) == segment.KindDelete {
+		return 0
+	}
+	return 1
+}
+
+// tomb is a deleted key whose older puts are still on disk: where its
+// tombstone is, and how many puts it shadows (saturating, as Entry.Older).
+type tomb struct {
+	seg, off, size uint32
+	older          uint8
+}
+
+// compactedSegments reads the header of each segment and returns those
+// written by compaction. A segment it cannot read is taken for a log
+// segment: loading it reports why.
+func (c *Cache) compactedSegments(ids []uint64) map[uint64]bool {
+	compacted := make(map[uint64]bool)
+	hdr := make([]byte, segment.HeaderSize)
+	for _, id := range ids {
+		f, err := os.OpenFile(filepath.Join(c.dir, segment.FileName(id)), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		n, _ := io.ReadFull(f, hdr)
+		f.Close()
+		if h, err := segment.DecodeHeader(hdr[:n]); err == nil && h.Compacted() {
+			compacted[id] = true
+		}
+	}
+	return compacted
+}
+
 // segUsage is the byte accounting of one segment.
 type segUsage struct {
 	end      int64 // bytes holding the header and whole records
 	live     int64 // bytes of records the index points to
 	dead     int64 // bytes of the other records
+	tombs    int64 // of dead: tombstones compaction must keep (see tomb)
 	liveKeys int
 }
+
+// reclaimable is how many of the segment's bytes compaction would free.
+func (u *segUsage) reclaimable() int64 { return u.dead - u.tombs }
 
 // remember, forget and addDead keep the byte accounting in step with the
 // index. Callers hold mu exclusively (or own the cache, while opening it).
@@ -452,6 +578,23 @@ func (c *Cache) forget(e index.Entry) {
 func (c *Cache) addDead(seg, size uint32) {
 	c.dead += int64(size)
 	c.usage[seg].dead += int64(size)
+}
+
+// setTomb records that key's tombstone is t and still needed; clearTomb
+// that key has no needed tombstone. Callers hold mu.
+func (c *Cache) setTomb(key string, t tomb) {
+	c.clearTomb(key)
+	c.tombs[key] = t
+	c.usage[t.seg].tombs += int64(t.size)
+}
+
+func (c *Cache) clearTomb(key string) {
+	if old, ok := c.tombs[key]; ok {
+		if u := c.usage[old.seg]; u != nil {
+			u.tombs -= int64(old.size)
+		}
+		delete(c.tombs, key)
+	}
 }
 
 // reportCorrupt logs damage found on disk and counts it in Stats.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/lockf"
@@ -220,32 +223,47 @@ func (c *Cache) catchUpLocked() error {
 	// names the segment the log continues in (or, if the seal could not be
 	// written, at the end of its file, and the log continues in the next
 	// id that exists).
+	//
+	// A segment the log certainly went through (the one this process saw
+	// last, or one a seal names) that is gone by name was reclaimed by a
+	// compaction that has not published yet: the directory is reloaded.
+	mustExist := true
 	for seg != target.Segment() {
 		if seg > target.Segment() {
 			return fmt.Errorf("%w: the log continues in segment %d, past the published segment %d", ErrCorrupt, seg, target.Segment())
 		}
 		next := seg + 1
 		m, size, err := c.mapSealed(seg)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && mustExist {
+			return c.reloadLocked()
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		mustExist = false
 		if m != nil {
 			var cont uint64
 			recs, cont = c.scanPublished(recs, m, off, int(size))
 			if cont > uint64(seg) && cont <= uint64(target.Segment()) {
-				next = uint32(cont)
+				next, mustExist = uint32(cont), true
 			}
 		}
 		seg, off = next, segment.HeaderSize
 	}
 	m, err := c.mapForCatchUp(seg, int64(target.End()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c.reloadLocked()
+	}
 	if err != nil {
 		return err
 	}
 	recs, _ = c.scanPublished(recs, m, off, int(target.End()))
 	c.mu.Lock()
+	var key []byte
 	for i := range recs {
-		c.applyCaught(&recs[i])
+		r := &recs[i]
+		key = r.entry.AppendKey(key[:0])
+		c.applyRecord(r.kind, &r.entry, key)
 	}
 	c.mu.Unlock()
 	c.seen.Store(uint64(target))
@@ -279,22 +297,6 @@ func (c *Cache) scanPublished(recs []caught, m *segment.Map, from, to int) ([]ca
 	return recs, s.ContinuesIn()
 }
 
-// applyCaught applies one caught-up record. Callers hold mu.
-func (c *Cache) applyCaught(r *caught) {
-	c.usage[r.entry.Seg].end = max(c.usage[r.entry.Seg].end, int64(r.entry.Offset)+int64(r.entry.Size))
-	if r.kind == segment.KindDelete {
-		c.addDead(r.entry.Seg, r.entry.Size)
-		if old, ok := c.idx.Delete(r.entry.Key()); ok {
-			c.forget(old)
-		}
-		return
-	}
-	if old, ok := c.idx.Put(r.entry); ok {
-		c.forget(old)
-	}
-	c.remember(r.entry)
-}
-
 // mapForCatchUp returns the mapping of segment id covering at least need
 // bytes, mapping the segment (or mapping it again, longer) as needed.
 func (c *Cache) mapForCatchUp(id uint32, need int64) (*segment.Map, error) {
@@ -309,7 +311,7 @@ func (c *Cache) mapForCatchUp(id uint32, need int64) (*segment.Map, error) {
 		return nil, fmt.Errorf("kennel: catch up with segment %d: %w", id, err)
 	}
 	defer f.Close()
-	nm, err := segment.MapFile(f, uint64(id), max(need, c.opts.SegmentSize))
+	nm, err := segment.MapFile(f, uint64(id), max(need, c.logSegmentSize))
 	if err != nil {
 		return nil, fmt.Errorf("kennel: catch up: %w", err)
 	}
@@ -318,16 +320,25 @@ func (c *Cache) mapForCatchUp(id uint32, need int64) (*segment.Map, error) {
 }
 
 // mapSealed maps a segment that was rolled while this process was not
-// looking and returns it with its file size. A missing id is not an error:
-// ids are taken by rolls that failed, and by compaction.
+// looking and returns it with its file size. A segment written by
+// compaction is not part of the log: it returns nil. A missing segment is an
+// error wrapping fs.ErrNotExist; ids are also taken by rolls that failed and
+// by compaction, so the caller decides what that means.
 func (c *Cache) mapSealed(id uint32) (*segment.Map, int64, error) {
 	path := filepath.Join(c.dir, segment.FileName(uint64(id)))
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
-	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("kennel: catch up with segment %d: %w", id, err)
+	}
+	hdr := make([]byte, segment.HeaderSize)
+	n, _ := io.ReadFull(f, hdr)
+	fi, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return nil, 0, fmt.Errorf("kennel: catch up with segment %d: %w", id, err)
+	}
+	if h, err := segment.DecodeHeader(hdr[:n]); err == nil && h.Compacted() {
+		return nil, 0, nil
 	}
 	m, err := c.mapForCatchUp(id, fi.Size())
 	return m, fi.Size(), err
@@ -345,6 +356,9 @@ func (c *Cache) installMap(m *segment.Map) {
 	if c.usage[id] == nil {
 		c.usage[id] = &segUsage{end: segment.HeaderSize}
 	}
+	if c.psegs[id] == nil {
+		c.psegs[id] = c.policy.NewSegment(uint64(id), compaction.Small)
+	}
 	c.mu.Unlock()
 }
 
@@ -352,17 +366,33 @@ func (c *Cache) installMap(m *segment.Map) {
 // it loads the directory into a fresh cache value and takes over its index
 // and mappings. Callers hold catchMu.
 func (c *Cache) reloadLocked() error {
-	fresh := &Cache{dir: c.dir, opts: c.opts, log: c.log, state: c.state,
-		idx: index.New(), maps: make(map[uint32]*segment.Map), usage: make(map[uint32]*segUsage)}
+	fresh := &Cache{dir: c.dir, opts: c.opts, log: c.log, state: c.state, logSegmentSize: c.logSegmentSize}
+	fresh.resetIndex()
 	fresh.opts.ReadOnly = true // load only: write no hint, remove nothing
-	if err := fresh.recover(false); err != nil {
+	if err := fresh.load(false); err != nil {
 		fresh.state = nil
 		fresh.releaseAll()
 		return fmt.Errorf("kennel: reload after another process rewrote the directory: %w", err)
 	}
 	c.mu.Lock()
+	// A segment this process started and has not published yet (a roll
+	// in the group it is writing) is past what the reload saw: keep it.
+	var own []uint32
+	for id, m := range c.maps {
+		if fresh.maps[id] == nil && id > fresh.seenSegment() && c.psegs[id].Queue() == compaction.Small {
+			m.Acquire()
+			fresh.maps[id] = m
+			fresh.usage[id] = &segUsage{end: segment.HeaderSize}
+			own = append(own, id)
+		}
+	}
+	slices.Sort(own)
+	for _, id := range own {
+		fresh.psegs[id] = fresh.policy.NewSegment(uint64(id), compaction.Small)
+	}
 	old := c.maps
-	c.idx, c.maps, c.usage = fresh.idx, fresh.maps, fresh.usage
+	c.idx, c.maps, c.usage, c.tombs = fresh.idx, fresh.maps, fresh.usage, fresh.tombs
+	c.policy, c.psegs = fresh.policy, fresh.psegs
 	c.live, c.dead, c.withTTL = fresh.live, fresh.dead, fresh.withTTL
 	c.stateStale = false // a writer published a generation: the state is current
 	c.mu.Unlock()

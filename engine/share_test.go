@@ -37,7 +37,7 @@ func TestOrphanSegmentIgnored(t *testing.T) {
 
 	st := openState(t, dir)
 	id := st.TakeSegmentID()
-	w, err := segment.Create(dir, id, 0o600)
+	w, err := segment.Create(dir, id, 0, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"os"
+	"time"
 )
 
 // Stats is a snapshot of a cache's contents and activity since Open.
@@ -19,6 +20,14 @@ type Stats struct {
 	Corruptions uint64 // damaged records or files found since Open
 	Creates     uint64 // calls of GetOrCreate's create functions
 	StaleServed uint64 // stale values GetOrCreate returned while another caller regenerated
+
+	// Compaction in this process since Open.
+	Compactions    uint64        // runs that rewrote at least one segment
+	Rewritten      uint64        // segments reclaimed
+	Evicted        uint64        // live records dropped (evicted or expired)
+	ReclaimedBytes int64         // bytes of the segments reclaimed
+	CopiedBytes    int64         // bytes copied forward into new segments
+	LongestPause   time.Duration // longest hold of the index lock by compaction
 }
 
 // Stats returns current statistics. It reads the directory to size it.
@@ -39,6 +48,13 @@ func (c *Cache) Stats() Stats {
 		Corruptions: c.corruptions.Load(),
 		Creates:     c.creates.Load(),
 		StaleServed: c.staleServed.Load(),
+
+		Compactions:    c.compactor.runs.Load(),
+		Rewritten:      c.compactor.rewritten.Load(),
+		Evicted:        c.compactor.evicted.Load(),
+		ReclaimedBytes: c.compactor.reclaimed.Load(),
+		CopiedBytes:    c.compactor.copied.Load(),
+		LongestPause:   time.Duration(c.compactor.longestPause.Load()),
 	}
 	c.mu.RUnlock()
 	s.DiskBytes = dirBytes(c.dir)

@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/segment"
 )
@@ -38,12 +40,11 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 // pending is an op encoded into the active segment's buffer, waiting to be
 // written and applied to the index.
 type pending struct {
-	req   *request
-	op    *op
-	seg   uint32
-	off   uint32
-	size  uint32
-	entry index.Entry // for puts: the index entry, made outside mu
+	req *request
+	op  *op
+	// entry locates the record; for a put it is the key's index entry,
+	// made outside mu.
+	entry index.Entry
 }
 
 // Set stores value under key, with Options.DefaultTTL.
@@ -163,6 +164,7 @@ func (c *Cache) checkPut(key, value []byte) error {
 // request at once. A caller that gets writeMu and finds its request already
 // written by an earlier leader just returns.
 func (c *Cache) commit(r *request) error {
+	c.waitForRoom()
 	c.queueMu.Lock()
 	c.queue = append(c.queue, r)
 	c.queueMu.Unlock()
@@ -202,14 +204,17 @@ func (c *Cache) writeGroupLocked(group []*request) {
 	}
 	c.catchMu.Lock()
 	if len(written) > 0 {
+		var bytes int64
 		c.mu.Lock()
 		for i := range written {
 			c.applyLocked(&written[i])
+			bytes += int64(written[i].entry.Size)
 		}
 		c.mu.Unlock()
 		if c.opts.Sync != SyncAlways {
 			c.dirty.Store(true)
 		}
+		c.noteAppended(bytes)
 	}
 	c.endAppend(began)
 	c.catchMu.Unlock()
@@ -239,10 +244,10 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 			size := int64(rec.Size())
 			// Roll when the segment is full, and also when the record
 			// would end past the active segment's mapping (a record larger
-			// than SegmentSize as the first of a segment): it could not be
+			// than a segment as the first of a segment): it could not be
 			// read back.
 			if used := c.active.Size() + int64(c.active.Buffered()); used+size > room ||
-				(used > segment.HeaderSize && used+size > c.opts.SegmentSize) {
+				(used > segment.HeaderSize && used+size > c.logSegmentSize) {
 				if err := c.active.Flush(); err != nil {
 					return c.writeError(err)
 				}
@@ -254,11 +259,11 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 			}
 			off := c.active.Append(&rec)
 			seq++
-			p := pending{req: r, op: o, seg: uint32(c.active.ID()), off: uint32(off), size: uint32(size)}
+			p := pending{req: r, op: o}
 			if o.kind != segment.KindDelete {
 				p.entry = index.NewEntry(o.key)
-				p.entry.Expiry, p.entry.Seg, p.entry.Offset, p.entry.Size, p.entry.Kind = o.expiry, p.seg, p.off, p.size, uint8(o.kind)
 			}
+			p.entry.Expiry, p.entry.Seg, p.entry.Offset, p.entry.Size, p.entry.Kind = o.expiry, uint32(c.active.ID()), uint32(off), uint32(size), uint8(o.kind)
 			c.pending = append(c.pending, p)
 		}
 	}
@@ -291,19 +296,66 @@ func (c *Cache) writeError(err error) error {
 // applyLocked applies one written op to the index. Callers hold mu.
 func (c *Cache) applyLocked(p *pending) {
 	p.req.applied++
-	c.usage[p.seg].end = int64(p.off) + int64(p.size)
-	if p.op.kind == segment.KindDelete {
-		c.addDead(p.seg, p.size)
-		if old, ok := c.idx.Delete(p.op.key); ok {
+	c.applyRecord(p.op.kind, &p.entry, p.op.key)
+}
+
+// applyRecord applies a put or delete appended to the log, by this process
+// or (caught up) by another, to the index, the byte accounting and the
+// eviction policy. e locates the record; for a put it is the key's new
+// index entry. Callers hold mu.
+//
+// It also counts, per key, the older put records still on disk (Entry.Older
+// for a key with a value, the tombs map for a deleted one): compaction reads
+// the count to know whether it may drop a key's newest record without
+// leaving a tombstone.
+func (c *Cache) applyRecord(kind segment.Kind, e *index.Entry, key []byte) {
+	u := c.usage[e.Seg]
+	u.end = max(u.end, int64(e.Offset)+int64(e.Size))
+	ps := c.psegs[e.Seg]
+	slot := ps.Append(int64(e.Size))
+	if kind == segment.KindDelete {
+		ps.Kill(slot, int64(e.Size))
+		c.addDead(e.Seg, e.Size)
+		older := uint8(0)
+		if old, ok := c.idx.Delete(key); ok {
 			c.forget(old)
+			older = addOlder(old.Older, 1)
+		} else if t, ok := c.tombs[string(key)]; ok {
+			older = t.older
+		}
+		if older > 0 {
+			c.setTomb(string(key), tomb{seg: e.Seg, off: e.Offset, size: e.Size, older: older})
+		} else if len(c.tombs) > 0 {
+			c.clearTomb(string(key))
 		}
 		return
 	}
-	e := p.entry
-	if old, ok := c.idx.Put(e); ok {
+	e.Slot = slot
+	if old, ok := c.idx.Put(*e); ok {
 		c.forget(old)
+		e.Older = addOlder(old.Older, 1)
+		c.idx.Put(*e)
+	} else {
+		if len(c.tombs) > 0 {
+			if t, ok := c.tombs[string(key)]; ok {
+				e.Older = t.older
+				c.clearTomb(string(key))
+				c.idx.Put(*e)
+			}
+		}
+		// A key the ghost set remembers was evicted recently and is back:
+		// its record starts as if read once, so that it moves to the main
+		// queue when its segment is evicted.
+		if c.policy.Admit(xxhash.Sum64(key)) == compaction.Main {
+			ps.Touch(slot)
+		}
 	}
-	c.remember(e)
+	c.remember(*e)
+}
+
+// addOlder adds n to an older-records count, saturating at index.MaxOlder.
+func addOlder(older uint8, n int) uint8 {
+	return uint8(min(int(older)+n, index.MaxOlder))
 }
 
 // rollLocked seals the active segment and starts a new one that can hold a
@@ -330,7 +382,7 @@ func (c *Cache) rollLocked(need int64) error {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}
-	if err := c.startSegment(id, max(c.opts.SegmentSize, segment.HeaderSize+need+segment.SealRecordSize)); err != nil {
+	if err := c.startSegment(id, max(c.logSegmentSize, segment.HeaderSize+need+segment.SealRecordSize)); err != nil {
 		old.SetSize(end)
 		return err
 	}
@@ -361,7 +413,7 @@ func (c *Cache) rollLocked(need int64) error {
 // startSegment creates segment id, maps capacity bytes of it, and makes it
 // the active segment.
 func (c *Cache) startSegment(id uint64, capacity int64) error {
-	w, err := segment.Create(c.dir, id, c.opts.FileMode)
+	w, err := segment.Create(c.dir, id, 0, c.opts.FileMode)
 	if err != nil {
 		return fmt.Errorf("kennel: create segment %d: %w", id, err)
 	}

@@ -1,0 +1,671 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/kennel-cache/kennel/compaction"
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/internal/sharedstate"
+	"github.com/kennel-cache/kennel/lockf"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// This file is the work half of compaction (package compaction decides, this
+// file rewrites): reclaiming a segment copies the records worth keeping into
+// a segment of the Main queue, drops the rest, and deletes the old file.
+//
+// Compaction runs under the directory's compaction lock, in whichever
+// process asks first; it writes only segments of its own (flagged
+// compacted, outside the log's seal chain), so writers never wait for it.
+// Copies keep their sequence numbers, so a write that races with the copy of
+// its key wins on every later open, and in the index an entry is moved only
+// while it still points at the record copied. When a run is done it bumps
+// the generation: other processes reload the directory.
+
+// Compaction thresholds.
+const (
+	// mergeLiveRatio: a sealed segment at most half live is rewritten even
+	// when the directory is within its budget.
+	mergeLiveRatio = 0.5
+	// maxDeadShare: when dead records make up more than this share of all
+	// segment bytes, the deadest segments are rewritten until they do not,
+	// which holds disk bytes / live bytes near 1 / (1 - maxDeadShare).
+	maxDeadShare = 0.15
+	// chunkRecords and chunkBytes bound the records moved under one hold of
+	// the index lock: the pause readers and writers may see.
+	chunkRecords = 256
+	chunkBytes   = 1 << 20
+)
+
+// compactor is this process's share of compaction.
+type compactor struct {
+	mu   sync.Mutex    // one run at a time in this process
+	kick chan struct{} // writes ask for a run when they may have filled the budget
+	// appended counts bytes written since the last kick.
+	appended atomic.Int64
+	// disk estimates the directory's bytes: measured by every compaction
+	// step, plus what this process appended since.
+	disk atomic.Int64
+
+	// The Main segment a run copies into; nil between runs. Written under
+	// mu, its records applied to the index under Cache.mu.
+	out    *segment.Writer
+	outPS  *compaction.Segment
+	outCap int64
+
+	runs, rewritten, evicted atomic.Uint64
+	reclaimed, copied        atomic.Int64
+	longestPause             atomic.Int64 // nanoseconds
+}
+
+// noteAppended is called after a group is written: when a fraction of a
+// segment has been appended since the last check, the compactor looks at
+// the budget.
+func (c *Cache) noteAppended(n int64) {
+	c.compactor.disk.Add(n)
+	if c.compactor.appended.Add(n) < c.logSegmentSize/4 {
+		return
+	}
+	c.compactor.appended.Store(0)
+	select {
+	case c.compactor.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maxStall bounds how long a write waits for compaction to make room.
+const maxStall = time.Second
+
+// waitForRoom holds a write back while the directory is over its budget,
+// so that writes cannot outrun compaction: the budget holds (give or take
+// the group in flight and the segment compaction is copying into), and
+// writers slow to the pace at which space is reclaimed. A compactor that
+// makes no progress (another process holds the lock and is stuck, or
+// reclaiming fails) stalls a write for at most maxStall.
+func (c *Cache) waitForRoom() {
+	if c.opts.ManualCompaction || c.compactor.disk.Load() <= c.opts.CacheSize {
+		return
+	}
+	for deadline := time.Now().Add(maxStall); time.Now().Before(deadline) && !c.closed.Load(); {
+		c.compactor.appended.Store(0)
+		select {
+		case c.compactor.kick <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Millisecond)
+		if c.compactor.disk.Load() <= c.opts.CacheSize {
+			return
+		}
+	}
+}
+
+// compactLoop runs compaction in the background: when writes may have
+// filled the budget, and every CompactionInterval.
+func (c *Cache) compactLoop() {
+	defer c.bg.Done()
+	var tick <-chan time.Time
+	if c.opts.CompactionInterval > 0 {
+		t := time.NewTicker(c.opts.CompactionInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		var err error
+		select {
+		case <-c.stop:
+			return
+		case <-c.compactor.kick:
+			err = c.compact(c.bgCtx, runBudget)
+		case <-tick:
+			err = c.compact(c.bgCtx, runExpired)
+		}
+		if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+			c.log.Error("compaction failed", "err", err)
+		}
+	}
+}
+
+// Compact reclaims space now: it rewrites every sealed segment that holds
+// dead or expired records and evicts as the budget requires. It waits for a
+// compaction running in another process to finish first.
+func (c *Cache) Compact() error {
+	if c.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return c.compact(context.Background(), runAll)
+}
+
+// runMode says what a compaction run reclaims.
+type runMode int
+
+const (
+	runBudget  runMode = iota // the budget, and segments mostly dead
+	runExpired                // also segments mostly expired
+	runAll                    // every segment with anything to reclaim
+)
+
+func (c *Cache) compact(ctx context.Context, mode runMode) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	cp := &c.compactor
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	var held *lockf.Held
+	if mode == runAll {
+		h, err := c.locks.Lock(ctx, lockf.CompactionRange(), lockf.Exclusive)
+		if err != nil {
+			return c.closedOr(fmt.Errorf("kennel: take the compaction lock: %w", err))
+		}
+		held = h
+	} else {
+		h, ok, err := c.locks.TryLock(lockf.CompactionRange(), lockf.Exclusive)
+		if err != nil || !ok {
+			// Another process is compacting: follow its progress for the
+			// writes that wait for room.
+			cp.disk.Store(dirBytes(c.dir))
+			return c.closedOr(err)
+		}
+		held = h
+	}
+	defer held.Unlock()
+
+	c.catchMu.Lock()
+	err := c.catchUpLocked()
+	if err == nil && c.state.Compacting() {
+		// The last compactor died mid-run: segments it wrote are missing
+		// from this process's view, and with them the counts that say
+		// which tombstones are needed. Reload before rewriting anything.
+		c.log.Warn("the previous compaction was interrupted; reloading the directory before compacting")
+		err = c.reloadLocked()
+	}
+	c.catchMu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.state.SetCompacting(true)
+	changed, err := c.compactRun(mode)
+	if ferr := c.finishOutput(); err == nil {
+		err = ferr
+	}
+	if changed {
+		// Publish: every other process reloads. The bump and the store of
+		// the new generation are one step for this process's readers.
+		c.catchMu.Lock()
+		c.gen.Store(c.state.BumpGeneration())
+		c.catchMu.Unlock()
+		cp.runs.Add(1)
+	}
+	if err == nil {
+		c.state.SetCompacting(false)
+	}
+	return err
+}
+
+// closedOr returns ErrClosed if the cache was closed, else err.
+func (c *Cache) closedOr(err error) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return err
+}
+
+// compactRun reclaims segments until nothing is left to do, and reports
+// whether it rewrote any.
+func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
+	visited := make(map[uint32]bool)
+	evicting := false
+	c.mu.RLock()
+	limit := 2*len(c.maps) + 16
+	c.mu.RUnlock()
+	for steps := 0; ; steps++ {
+		if c.closed.Load() {
+			return changed, ErrClosed
+		}
+		// Catch up first: every log segment before the one this process
+		// has seen last is sealed, and all its records are then known.
+		c.catchMu.Lock()
+		err = c.catchUpLocked()
+		c.catchMu.Unlock()
+		if err != nil {
+			return changed, err
+		}
+		disk := dirBytes(c.dir)
+		c.compactor.disk.Store(disk)
+		// Evict down to a segment's worth under the budget, so the next
+		// writes do not start a run at once.
+		evicting = disk > c.opts.CacheSize || (evicting && disk > c.opts.CacheSize-c.logSegmentSize)
+		var id uint32
+		var ok bool
+		if evicting {
+			id, ok, err = c.evictionVictim()
+		} else {
+			id, ok = c.mergeVictim(mode, visited, disk)
+		}
+		if err != nil || !ok {
+			return changed, err
+		}
+		if steps > limit {
+			// Every step frees space; a run that needs more steps than
+			// there were segments is chasing writes, and the next run
+			// goes on.
+			return changed, nil
+		}
+		visited[id] = true
+		if err := c.reclaimSegment(id, evicting); err != nil {
+			return true, err
+		}
+		changed = true
+	}
+}
+
+// evictionVictim returns the segment the policy evicts next, sealing it
+// first if it is the log's active segment or this run's output.
+func (c *Cache) evictionVictim() (uint32, bool, error) {
+	ps := c.policy.Victim()
+	if ps == nil {
+		return 0, false, nil
+	}
+	id := uint32(ps.ID())
+	if c.compactor.out != nil && uint64(id) == c.compactor.out.ID() {
+		if err := c.finishOutput(); err != nil {
+			return 0, false, err
+		}
+	}
+	if id == c.seenSegment() {
+		if err := c.rollLog(id); err != nil {
+			return 0, false, err
+		}
+	}
+	return id, true, nil
+}
+
+// mergeVictim returns the sealed segment most worth rewriting to reclaim
+// dead (and, unless mode is runBudget, expired) records, if any is worth it.
+// Near the budget, segments of the small queue are left to eviction: a
+// merge would carry their unread records into the main queue, which is for
+// records that were read.
+func (c *Cache) mergeVictim(mode runMode, visited map[uint32]bool, disk int64) (uint32, bool) {
+	smallToo := disk < c.opts.CacheSize/4*3
+	var expired map[uint32]int64
+	if mode != runBudget {
+		expired = c.expiredBytes()
+	}
+	active := c.seenSegment()
+	out := uint32(0)
+	if c.compactor.out != nil {
+		out = uint32(c.compactor.out.ID())
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var total, dead int64
+	for _, u := range c.usage {
+		total += u.end - segment.HeaderSize
+		dead += u.reclaimable()
+	}
+	crowded := total > 0 && float64(dead) > maxDeadShare*float64(total)
+	best, bestRatio := uint32(0), 0.0
+	for id, u := range c.usage {
+		small := c.psegs[id].Queue() == compaction.Small
+		if small && (id >= active || !smallToo) || id == out || visited[id] || u.end <= segment.HeaderSize {
+			continue // the log's active segment, or one not seen whole yet
+		}
+		reclaim := u.reclaimable() + expired[id]
+		ratio := float64(reclaim) / float64(u.end-segment.HeaderSize)
+		if reclaim > 0 && ratio > bestRatio {
+			best, bestRatio = id, ratio
+		}
+	}
+	switch {
+	case best == 0:
+		return 0, false
+	case mode == runAll, bestRatio >= 1-mergeLiveRatio, crowded:
+		return best, true
+	}
+	return 0, false
+}
+
+// expiredBytes returns, per segment, the bytes of expired records the index
+// still points to. It walks the index, so only runs that look for expired
+// records call it.
+func (c *Cache) expiredBytes() map[uint32]int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[uint32]int64)
+	if c.withTTL == 0 {
+		return out
+	}
+	now := c.now()
+	c.idx.Ascend(func(e index.Entry) bool {
+		if e.Expired(now) {
+			out[e.Seg] += int64(e.Size)
+		}
+		return true
+	})
+	return out
+}
+
+// seenSegment returns the log segment this process has seen last: it may
+// still be appended to, and the ones before it never change again.
+func (c *Cache) seenSegment() uint32 { return sharedstate.Position(c.seen.Load()).Segment() }
+
+// rollLog seals the log's active segment if it is still id, so that it can
+// be reclaimed.
+func (c *Cache) rollLog(id uint32) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	err := c.beginAppend()
+	began := err == nil
+	if began && c.active != nil && uint32(c.active.ID()) == id {
+		err = c.rollLocked(0)
+	}
+	c.catchMu.Lock()
+	c.endAppend(began)
+	c.catchMu.Unlock()
+	return err
+}
+
+// victimRecord is one record of a segment being reclaimed. Its key aliases
+// the segment's mapping, which the reclaim holds.
+type victimRecord struct {
+	kind      segment.Kind
+	key       []byte
+	off, size uint32
+	seq       uint64
+}
+
+// reclaimSegment rewrites segment id: under an eviction the policy decides
+// which live records are copied into Main and which are dropped; under a
+// merge every live record is copied. Dead records go, and so do expired
+// ones. Then the segment's files are deleted.
+func (c *Cache) reclaimSegment(id uint32, evict bool) error {
+	c.mu.RLock()
+	m, ps, u := c.maps[id], c.psegs[id], c.usage[id]
+	var end int64
+	if u != nil {
+		end = u.end
+	}
+	if m != nil {
+		m.Acquire()
+	}
+	c.mu.RUnlock()
+	if m == nil || ps == nil {
+		return nil
+	}
+	defer m.Release()
+
+	var recs []victimRecord
+	s := segment.NewScanner(m.Bytes(int(min(end, int64(m.Len())))), segment.HeaderSize)
+	for {
+		for s.Next() {
+			r := s.Record()
+			recs = append(recs, victimRecord{kind: r.Kind, key: r.Key, off: uint32(s.Offset()), size: uint32(s.Size()), seq: r.Seq})
+		}
+		if _, err := s.Stop(); err == nil || s.Resync() < 0 {
+			break
+		}
+	}
+
+	var ev *compaction.Eviction
+	if evict {
+		ev = c.policy.Evict(ps)
+	} else {
+		ev = c.policy.Merge(ps)
+	}
+	cp := &c.compactor
+	for len(recs) > 0 {
+		n, need := 0, int64(0)
+		for n < len(recs) && n < chunkRecords && (n == 0 || need+int64(recs[n].size) <= chunkBytes) {
+			need += int64(recs[n].size)
+			n++
+		}
+		if err := c.ensureOutput(need); err != nil {
+			ev.Abort()
+			return err
+		}
+		if err := c.moveChunk(id, m, recs[:n], ev); err != nil {
+			ev.Abort()
+			return err
+		}
+		recs = recs[n:]
+	}
+	// The copies must be durable before the only other copy goes.
+	if err := cp.out.Sync(); err != nil {
+		ev.Abort()
+		return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
+	}
+	ev.Done()
+	c.dropSegment(id)
+	cp.rewritten.Add(1)
+	return nil
+}
+
+// moveChunk decides a chunk of a victim's records and applies the decisions,
+// under one hold of the index lock: the index cannot change between a
+// record's check and its move, so no write is lost, and readers find every
+// copy written before they can look it up.
+func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *compaction.Eviction) error {
+	cp := &c.compactor
+	out, outID := cp.out, uint32(cp.out.ID())
+	c.mu.Lock()
+	start := time.Now()
+	defer func() {
+		pause := int64(time.Since(start))
+		c.mu.Unlock()
+		for {
+			old := cp.longestPause.Load()
+			if pause <= old || cp.longestPause.CompareAndSwap(old, pause) {
+				break
+			}
+		}
+	}()
+	now := c.now()
+	for i := range recs {
+		r := &recs[i]
+		raw := m.Bytes(int(r.off + r.size))[r.off:]
+		if r.kind == segment.KindDelete {
+			// A tombstone is kept while it shadows older puts.
+			t, ok := c.tombs[string(r.key)]
+			if ok && t.seg == id && t.off == r.off {
+				t.seg, t.off = outID, uint32(out.AppendRaw(raw))
+				c.addOutputDead(t.size)
+				c.setTomb(string(r.key), t)
+				cp.copied.Add(int64(r.size))
+			}
+			continue
+		}
+		cur, ok := c.idx.Get(r.key)
+		if !ok || cur.Seg != id || cur.Offset != r.off {
+			c.dropOlder(r.key)
+			continue
+		}
+		keep := !cur.Expired(now)
+		var d compaction.Decision
+		if keep {
+			d = ev.Decide(cur.Slot, xxhash.Sum64(r.key), int64(r.size))
+			keep = d.Keep
+		}
+		c.idx.Delete(r.key)
+		c.forget(cur)
+		if keep {
+			moved := cur
+			moved.Seg, moved.Offset = outID, uint32(out.AppendRaw(raw))
+			moved.Slot = cp.outPS.AppendKept(int64(r.size), d)
+			c.idx.Put(moved)
+			c.remember(moved)
+			cp.copied.Add(int64(r.size))
+			continue
+		}
+		cp.evicted.Add(1)
+		if cur.Older > 0 {
+			// Older puts of the key are still on disk: a tombstone with
+			// the dropped record's sequence number keeps them dead.
+			rec := segment.Record{Kind: segment.KindDelete, Seq: r.seq, Key: r.key}
+			off := uint32(out.Append(&rec))
+			size := uint32(rec.Size())
+			c.addOutputDead(size)
+			c.setTomb(string(r.key), tomb{seg: outID, off: off, size: size, older: cur.Older})
+		}
+	}
+	if err := out.Flush(); err != nil {
+		// The index now points at records that are not on disk: take it
+		// back from the directory.
+		c.log.Error("write of a compacted segment failed; reloading the index", "segment", outID, "err", err)
+		c.mu.Unlock()
+		c.catchMu.Lock()
+		rerr := c.reloadLocked()
+		c.catchMu.Unlock()
+		c.mu.Lock()
+		return errors.Join(fmt.Errorf("kennel: write compacted segment %d: %w", outID, err), rerr)
+	}
+	c.usage[outID].end = out.Size()
+	return nil
+}
+
+// addOutputDead accounts a tombstone written to the output segment: it is
+// never live in the index, and the policy holds it as dead bytes of its
+// segment. Callers hold mu.
+func (c *Cache) addOutputDead(size uint32) {
+	cp := &c.compactor
+	cp.outPS.Kill(cp.outPS.Append(int64(size)), int64(size))
+	c.addDead(uint32(cp.out.ID()), size)
+}
+
+// dropOlder records that one of key's older puts is leaving the disk.
+// Callers hold mu.
+func (c *Cache) dropOlder(key []byte) {
+	if e, ok := c.idx.Get(key); ok {
+		if e.Older > 0 && e.Older < index.MaxOlder {
+			e.Older--
+			c.idx.Put(e)
+		}
+		return
+	}
+	t, ok := c.tombs[string(key)]
+	if !ok || t.older == index.MaxOlder {
+		return
+	}
+	if t.older <= 1 {
+		c.clearTomb(string(key)) // the tombstone shadows nothing any more
+		return
+	}
+	t.older--
+	c.tombs[string(key)] = t
+}
+
+// ensureOutput makes sure the run's output segment has room for need more
+// bytes, starting a new one if not.
+func (c *Cache) ensureOutput(need int64) error {
+	cp := &c.compactor
+	if cp.out != nil && cp.out.Size()+need <= cp.outCap {
+		return nil
+	}
+	if err := c.finishOutput(); err != nil {
+		return err
+	}
+	id := c.state.TakeSegmentID()
+	if id >= 1<<32-1 {
+		return fmt.Errorf("kennel: segment ids exhausted")
+	}
+	capacity := max(c.opts.SegmentSize, segment.HeaderSize+need)
+	w, err := segment.Create(c.dir, id, segment.HeaderCompacted, c.opts.FileMode)
+	if err != nil {
+		return fmt.Errorf("kennel: create compacted segment %d: %w", id, err)
+	}
+	m, err := segment.MapFile(w.File(), id, capacity)
+	if err != nil {
+		w.Close()
+		os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+		return fmt.Errorf("kennel: %w", err)
+	}
+	ps := c.policy.NewSegment(id, compaction.Main)
+	c.mu.Lock()
+	c.maps[uint32(id)] = m
+	c.usage[uint32(id)] = &segUsage{end: segment.HeaderSize}
+	c.psegs[uint32(id)] = ps
+	c.mu.Unlock()
+	cp.out, cp.outPS, cp.outCap = w, ps, capacity
+	return nil
+}
+
+// finishOutput ends the run's output segment: synced, closed, and given its
+// hint, which marks it finished (no process ever appends to it again).
+func (c *Cache) finishOutput() error {
+	cp := &c.compactor
+	w := cp.out
+	if w == nil {
+		return nil
+	}
+	cp.out, cp.outPS = nil, nil
+	err := w.Flush()
+	if err == nil {
+		err = w.Sync()
+	}
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("kennel: finish compacted segment %d: %w", w.ID(), err)
+	}
+	c.mu.RLock()
+	m := c.maps[uint32(w.ID())]
+	m.Acquire()
+	c.mu.RUnlock()
+	defer m.Release()
+	hint, err := segment.BuildHint(w.ID(), m.Bytes(int(w.Size())))
+	if err != nil {
+		return fmt.Errorf("kennel: hint of compacted segment %d: %w", w.ID(), err)
+	}
+	c.writeHint(w.ID(), hint)
+	return nil
+}
+
+// dropSegment forgets a reclaimed segment and deletes its files. Entries
+// that still point into it (records the scan could not read) are dropped.
+func (c *Cache) dropSegment(id uint32) {
+	c.mu.Lock()
+	u := c.usage[id]
+	if u.liveKeys > 0 {
+		var stray []index.Entry
+		c.idx.Ascend(func(e index.Entry) bool {
+			if e.Seg == id {
+				stray = append(stray, e)
+			}
+			return true
+		})
+		for _, e := range stray {
+			c.idx.Delete(e.Key())
+			c.forget(e)
+		}
+	}
+	if u.tombs > 0 {
+		for k, t := range c.tombs {
+			if t.seg == id {
+				c.clearTomb(k)
+			}
+		}
+	}
+	c.dead -= u.dead
+	c.compactor.reclaimed.Add(u.end)
+	m := c.maps[id]
+	delete(c.maps, id)
+	delete(c.usage, id)
+	delete(c.psegs, id)
+	c.mu.Unlock()
+	m.Release()
+	for _, name := range []string{segment.FileName(uint64(id)), segment.HintFileName(uint64(id))} {
+		if err := os.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Error("cannot delete a reclaimed file", "file", name, "err", err)
+		}
+	}
+	if err := segment.SyncDir(c.dir); err != nil {
+		c.log.Warn("cannot sync the directory after compaction", "err", err)
+	}
+}

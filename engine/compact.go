@@ -605,8 +605,16 @@ func (c *Cache) finishOutput() error {
 	if w == nil {
 		return nil
 	}
+	ps := cp.outPS
 	cp.out, cp.outPS = nil, nil
 	err := w.Flush()
+	if err == nil && w.Size() == segment.HeaderSize {
+		// Every record of its victims was dead: nothing to keep.
+		w.Close()
+		c.policy.Merge(ps).Done()
+		c.dropSegment(uint32(w.ID()))
+		return nil
+	}
 	if err == nil {
 		err = w.Sync()
 	}

@@ -34,12 +34,11 @@ import (
 // Compaction thresholds.
 const (
 	// mergeLiveRatio: a sealed segment at most half live is rewritten even
-	// when the directory is within its budget.
+	// when the directory is within its budget. A lower bar keeps less dead
+	// space but copies more: rewriting the deadest segments whenever dead
+	// records passed 15 % of the directory (BenchmarkSet at 1M keys,
+	// random overwrites) cost 12.5 µs a write against 4.7 µs.
 	mergeLiveRatio = 0.5
-	// maxDeadShare: when dead records make up more than this share of all
-	// segment bytes, the deadest segments are rewritten until they do not,
-	// which holds disk bytes / live bytes near 1 / (1 - maxDeadShare).
-	maxDeadShare = 0.15
 	// chunkRecords and chunkBytes bound the records moved under one hold of
 	// the index lock: the pause readers and writers may see.
 	chunkRecords = 256
@@ -307,12 +306,6 @@ func (c *Cache) mergeVictim(mode runMode, visited map[uint32]bool, disk int64) (
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var total, dead int64
-	for _, u := range c.usage {
-		total += u.end - segment.HeaderSize
-		dead += u.reclaimable()
-	}
-	crowded := total > 0 && float64(dead) > maxDeadShare*float64(total)
 	best, bestRatio := uint32(0), 0.0
 	for id, u := range c.usage {
 		small := c.psegs[id].Queue() == compaction.Small
@@ -328,7 +321,7 @@ func (c *Cache) mergeVictim(mode runMode, visited map[uint32]bool, disk int64) (
 	switch {
 	case best == 0:
 		return 0, false
-	case mode == runAll, bestRatio >= 1-mergeLiveRatio, crowded:
+	case mode == runAll, bestRatio >= 1-mergeLiveRatio:
 		return best, true
 	}
 	return 0, false

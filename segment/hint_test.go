@@ -29,13 +29,22 @@ func TestHintRoundTrip(t *testing.T) {
 		t.Fatalf("BuildHint: %v", err)
 	}
 	// Header layout drawn above HintHeader.
-	if string(hint[:8]) != "kennelHT" || binary.LittleEndian.Uint32(hint[8:]) != FormatVersion ||
+	if string(hint[:8]) != "kennelHT" || binary.LittleEndian.Uint32(hint[8:]) != hintVersion ||
 		binary.LittleEndian.Uint64(hint[16:]) != 0x1234 || binary.LittleEndian.Uint64(hint[24:]) != uint64(len(data)) ||
 		binary.LittleEndian.Uint64(hint[32:]) != xxhash.Sum64(hint[:32]) {
 		t.Fatalf("hint header %x does not follow the documented layout", hint[:40])
 	}
 	if n := binary.LittleEndian.Uint64(hint[len(hint)-16:]); n != uint64(len(recs)) {
 		t.Fatalf("trailer count %d, want %d", n, len(recs))
+	}
+	// The first entry, as drawn: a put of an 8-byte key right after the
+	// segment header, no expiry.
+	first := []byte{byte(recs[0].Kind), byte(len(recs[0].Key)), 0}
+	first = binary.AppendUvarint(first, uint64(recs[0].Size()))
+	first = binary.AppendVarint(first, int64(recs[0].Seq))
+	first = append(first, recs[0].Key...)
+	if !bytes.HasPrefix(hint[40:], first) {
+		t.Fatalf("first entry % x, want % x", hint[40:40+len(first)], first)
 	}
 
 	hh, got, err := decodeAll(hint)

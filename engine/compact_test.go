@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,6 +174,31 @@ func TestCompactReclaimsDeadAndExpired(t *testing.T) {
 	if st := c.Stats(); st.LiveBytes != after.LiveBytes || st.Keys != len(model) {
 		t.Errorf("after reopen: %d keys, %d live bytes; before close %d keys, %d live", st.Keys, st.LiveBytes, after.Keys, after.LiveBytes)
 	}
+	mustClose(t, c)
+
+	// The compacted segments' hints agree with their segments: damaged, each
+	// is ignored and its segment scanned, to the same index.
+	hints := files(t, dir, ".hint")
+	if len(hints) == 0 {
+		t.Fatal("no hint files after compaction")
+	}
+	for _, name := range hints {
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0x40
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = openCache(t, dir, opts)
+	checkModel(t, c, model)
+	checkPresentAreLatest(t, c, model, deleted)
+	if st := c.Stats(); st.LiveBytes != after.LiveBytes || st.Corruptions != 0 {
+		t.Errorf("with damaged hints: %d live bytes (want %d), %d corruptions", st.LiveBytes, after.LiveBytes, st.Corruptions)
+	}
 }
 
 // TestCompactionNeverResurrects runs random writes, overwrites, deletes,
@@ -339,9 +365,7 @@ func TestCompactionRacingWrites(t *testing.T) {
 // compacts over and over until it is killed. Whenever the kill lands, the
 // directory holds exactly the data set.
 func childCompactLoop(dir string) int {
-	opts := smallOptions()
-	opts.ManualCompaction = true
-	c, err := engine.Open(dir, opts)
+	c, err := engine.Open(dir, compactLoopOptions(os.Getenv("KENNEL_COMPACT_EVICT") != ""))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -398,6 +422,17 @@ func childCompactLoop(dir string) int {
 
 const compactLoopKeys = 400
 
+// compactLoopOptions: compaction only when asked; with evict, a budget of
+// half the data set, so that every Compact evicts.
+func compactLoopOptions(evict bool) engine.Options {
+	opts := smallOptions()
+	opts.ManualCompaction = true
+	if evict {
+		opts.CacheSize = 64 << 10
+	}
+	return opts
+}
+
 func compactLoopKey(i int) string { return fmt.Sprintf("ck-%03d", i) }
 
 func compactLoopModel() (map[string]string, map[string]bool) {
@@ -415,7 +450,9 @@ func compactLoopModel() (map[string]string, map[string]bool) {
 
 // TestCompactionKilled kills a process at random moments while it compacts
 // (SIGKILL: no deferred code runs), then reopens: every key holds its value,
-// no deleted key is back, and another round of compaction succeeds.
+// no deleted key is back, and another round of compaction succeeds. Every
+// other cycle the budget is half the data set, so the kill lands in
+// eviction: keys may then be gone, but those present hold their value.
 func TestCompactionKilled(t *testing.T) {
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 4))
@@ -426,7 +463,12 @@ func TestCompactionKilled(t *testing.T) {
 		cycles = 4
 	}
 	for cycle := range cycles {
-		cmd, stdout, stderr := startChild(t, "compact-loop", dir, fmt.Sprintf("KENNEL_COMPACT_SEED=%d", seed+uint64(cycle)))
+		evict := cycle%2 == 1
+		env := []string{fmt.Sprintf("KENNEL_COMPACT_SEED=%d", seed+uint64(cycle))}
+		if evict {
+			env = append(env, "KENNEL_COMPACT_EVICT=1")
+		}
+		cmd, stdout, stderr := startChild(t, "compact-loop", dir, env...)
 		line, err := bufio.NewReader(stdout).ReadString('\n')
 		if err != nil || strings.TrimSpace(line) != "synced" {
 			cmd.Process.Kill()
@@ -436,15 +478,18 @@ func TestCompactionKilled(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		opts := smallOptions()
-		opts.ManualCompaction = true
-		c := openCache(t, dir, opts)
-		checkModel(t, c, model)
+		c := openCache(t, dir, compactLoopOptions(evict))
+		if !evict {
+			checkModel(t, c, model)
+		}
 		checkPresentAreLatest(t, c, model, deleted)
 		if err := c.Compact(); err != nil {
 			t.Fatalf("cycle %d: Compact after the kill: %v", cycle, err)
 		}
-		checkModel(t, c, model)
+		checkPresentAreLatest(t, c, model, deleted)
+		if !evict {
+			checkModel(t, c, model)
+		}
 		mustClose(t, c)
 	}
 }

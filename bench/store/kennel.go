@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 
 	"github.com/kennel-cache/kennel/engine"
 )
@@ -21,17 +20,12 @@ const (
 	kennelMaxValue = 64 << 20
 )
 
-// The engine is being written while the harness is; the methods below are
-// the shapes its optional APIs may take. The adapter looks them up on
-// *engine.Cache at run time, so that it compiles against any engine and
-// starts using a method as soon as the engine has it. Where the engine has
-// none, the adapter returns ErrUnsupported and the workload skips kennel (or
-// falls back to Set and Get) and says so.
+// The engine is being written while the harness is; streaming large values
+// may take the shapes below. The adapter looks them up on *engine.Cache at
+// run time, so that it compiles against any engine and starts using them as
+// soon as the engine has them. Until then the large-value workload falls
+// back to Set and Get and says so.
 type (
-	kennelCompact    interface{ Compact() error }
-	kennelCompactCtx interface {
-		Compact(context.Context) error
-	}
 	kennelSetReader interface {
 		SetReader([]byte, io.Reader, int64) error
 	}
@@ -40,28 +34,18 @@ type (
 	}
 )
 
-// kennelFeatures says which optional engine methods this build has.
-func kennelFeatures() (compact, stream bool) {
+// kennelStreams says whether this engine build streams large values.
+func kennelStreams() bool {
 	var c any = (*engine.Cache)(nil)
-	_, c1 := c.(kennelCompact)
-	_, c2 := c.(kennelCompactCtx)
 	_, sr := c.(kennelSetReader)
 	_, gr := c.(kennelGetReader)
-	return c1 || c2, sr && gr
+	return sr && gr
 }
 
 func kennelEntry() Entry {
-	compact, stream := kennelFeatures()
-	var missing []string
-	if !compact {
-		missing = append(missing, "Compact")
-	}
-	if !stream {
-		missing = append(missing, "streaming large values")
-	}
-	cfg := "engine.Options{Sync: SyncNever, CacheSize: 64 GiB (nothing is evicted: the workloads check every read), MaxValueSize: 64 MiB}, other fields default (64 MiB segments)"
-	if len(missing) > 0 {
-		cfg += "; this engine build has no " + strings.Join(missing, ", ")
+	cfg := "engine.Options{Sync: SyncNever, CacheSize: 64 GiB (nothing is evicted: the workloads check every read), MaxValueSize: 64 MiB}, other fields default (64 MiB segments); churn ends with Compact"
+	if !kennelStreams() {
+		cfg += "; this engine build has no streaming of large values"
 	}
 	return Entry{
 		Name:   "kennel",
@@ -112,15 +96,7 @@ func (s *kennelStore) MaxValueSize() int64 { return kennelMaxValue }
 // SharesDir reports that several processes may open one kennel directory.
 func (s *kennelStore) SharesDir() bool { return true }
 
-func (s *kennelStore) Compact() error {
-	switch c := any(s.c).(type) {
-	case kennelCompact:
-		return c.Compact()
-	case kennelCompactCtx:
-		return c.Compact(context.Background())
-	}
-	return Unsupported("this kennel engine has no Compact")
-}
+func (s *kennelStore) Compact() error { return s.c.Compact() }
 
 func (s *kennelStore) GetOrCreate(key []byte, create func() ([]byte, error)) ([]byte, error) {
 	v, err := s.c.GetOrCreate(context.Background(), key, func(context.Context) ([]byte, error) { return create() })

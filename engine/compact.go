@@ -204,7 +204,8 @@ func (c *Cache) compact(ctx context.Context, mode runMode) error {
 		c.catchMu.Unlock()
 		cp.runs.Add(1)
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, ErrClosed) {
+		// Closing stops a run between segments, with nothing half done.
 		c.state.SetCompacting(false)
 	}
 	return err
@@ -242,7 +243,7 @@ func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
 		c.compactor.disk.Store(disk)
 		// Evict down to a segment's worth under the budget, so the next
 		// writes do not start a run at once.
-		evicting = disk > c.opts.CacheSize || (evicting && disk > c.opts.CacheSize-c.logSegmentSize)
+		evicting = disk > c.opts.CacheSize || (evicting && disk > max(c.opts.CacheSize-c.logSegmentSize, c.opts.CacheSize/2))
 		var id uint32
 		var ok bool
 		if evicting {
@@ -314,8 +315,8 @@ func (c *Cache) mergeVictim(mode runMode, visited map[uint32]bool, disk int64) (
 		}
 		reclaim := u.reclaimable() + expired[id]
 		ratio := float64(reclaim) / float64(u.end-segment.HeaderSize)
-		if reclaim > 0 && ratio > bestRatio {
-			best, bestRatio = id, ratio
+		if reclaim > 0 && (ratio > bestRatio || ratio == bestRatio && id < best) {
+			best, bestRatio = id, ratio // ties go to the oldest, so runs are reproducible
 		}
 	}
 	switch {
@@ -442,85 +443,121 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 	return nil
 }
 
-// moveChunk decides a chunk of a victim's records and applies the decisions,
-// under one hold of the index lock: the index cannot change between a
-// record's check and its move, so no write is lost, and readers find every
-// copy written before they can look it up.
+// moveChunk decides a chunk of a victim's records, writes the copies and
+// tombstones it keeps to the output segment, and applies the decisions to
+// the index. It holds writeMu and catchMu throughout, so no write of this
+// process or another can change the index between a record's check and its
+// move: no write is lost. Readers wait only while the decisions are
+// applied (the pause Stats.LongestPause reports), not while the copies are
+// written; they find every copy on disk before they can look it up.
 func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *compaction.Eviction) error {
 	cp := &c.compactor
 	out, outID := cp.out, uint32(cp.out.ID())
-	c.mu.Lock()
-	start := time.Now()
-	defer func() {
-		pause := int64(time.Since(start))
-		c.mu.Unlock()
-		for {
-			old := cp.longestPause.Load()
-			if pause <= old || cp.longestPause.CompareAndSwap(old, pause) {
-				break
-			}
-		}
-	}()
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.catchMu.Lock()
+	defer c.catchMu.Unlock()
+
+	type move struct {
+		r    *victimRecord
+		cur  index.Entry // the key's entry, for a put the index points at
+		to   uint32      // where the copy or tombstone went
+		size uint32      // of a tombstone written
+		d    compaction.Decision
+		what int
+	}
+	const (
+		deadPut   = iota // superseded: one older put fewer
+		keepTomb         // a tombstone still shadowing older puts, copied
+		keepPut          // copied forward
+		dropPut          // evicted or expired
+		dropShade        // evicted or expired, leaving a tombstone
+	)
+	moves := make([]move, 0, len(recs))
 	now := c.now()
+	c.mu.RLock()
 	for i := range recs {
 		r := &recs[i]
 		raw := m.Bytes(int(r.off + r.size))[r.off:]
 		if r.kind == segment.KindDelete {
-			// A tombstone is kept while it shadows older puts.
-			t, ok := c.tombs[string(r.key)]
-			if ok && t.seg == id && t.off == r.off {
-				t.seg, t.off = outID, uint32(out.AppendRaw(raw))
-				c.addOutputDead(t.size)
-				c.setTomb(string(r.key), t)
-				cp.copied.Add(int64(r.size))
+			if t, ok := c.tombs[string(r.key)]; ok && t.seg == id && t.off == r.off {
+				moves = append(moves, move{r: r, what: keepTomb, to: uint32(out.AppendRaw(raw))})
 			}
 			continue
 		}
 		cur, ok := c.idx.Get(r.key)
 		if !ok || cur.Seg != id || cur.Offset != r.off {
-			c.dropOlder(r.key)
+			moves = append(moves, move{r: r, what: deadPut})
 			continue
 		}
-		keep := !cur.Expired(now)
-		var d compaction.Decision
-		if keep {
-			d = ev.Decide(cur.Slot, xxhash.Sum64(r.key), int64(r.size))
-			keep = d.Keep
+		mv := move{r: r, cur: cur, what: dropPut}
+		if !cur.Expired(now) {
+			mv.d = ev.Decide(cur.Slot, xxhash.Sum64(r.key), int64(r.size))
 		}
-		c.idx.Delete(r.key)
-		c.forget(cur)
-		if keep {
-			moved := cur
-			moved.Seg, moved.Offset = outID, uint32(out.AppendRaw(raw))
-			moved.Slot = cp.outPS.AppendKept(int64(r.size), d)
-			c.idx.Put(moved)
-			c.remember(moved)
-			cp.copied.Add(int64(r.size))
-			continue
-		}
-		cp.evicted.Add(1)
-		if cur.Older > 0 {
+		switch {
+		case mv.d.Keep:
+			mv.what, mv.to = keepPut, uint32(out.AppendRaw(raw))
+		case cur.Older > 0:
 			// Older puts of the key are still on disk: a tombstone with
 			// the dropped record's sequence number keeps them dead.
 			rec := segment.Record{Kind: segment.KindDelete, Seq: r.seq, Key: r.key}
-			off := uint32(out.Append(&rec))
-			size := uint32(rec.Size())
-			c.addOutputDead(size)
-			c.setTomb(string(r.key), tomb{seg: outID, off: off, size: size, older: cur.Older})
+			mv.what, mv.to, mv.size = dropShade, uint32(out.Append(&rec)), uint32(rec.Size())
+		}
+		moves = append(moves, mv)
+	}
+	c.mu.RUnlock()
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("kennel: write compacted segment %d: %w", outID, err)
+	}
+
+	c.mu.Lock()
+	start := time.Now()
+	for i := range moves {
+		mv := &moves[i]
+		key := mv.r.key
+		switch mv.what {
+		case deadPut:
+			c.dropOlder(key)
+		// The counts of older puts may have fallen since the plan (a dead
+		// put of the same key earlier in the chunk): a tombstone copied or
+		// written that no longer shadows anything is just dead bytes.
+		case keepTomb:
+			c.addOutputDead(mv.r.size)
+			cp.copied.Add(int64(mv.r.size))
+			if t, ok := c.tombs[string(key)]; ok && t.seg == id && t.off == mv.r.off {
+				t.seg, t.off = outID, mv.to
+				c.setTomb(string(key), t)
+			}
+		case keepPut:
+			cur, _ := c.idx.Get(key) // still the record planned: nothing wrote meanwhile
+			moved := cur
+			moved.Seg, moved.Offset = outID, mv.to
+			moved.Slot = cp.outPS.AppendKept(int64(mv.r.size), mv.d)
+			c.idx.Put(moved)
+			c.forget(cur)
+			c.remember(moved)
+			cp.copied.Add(int64(mv.r.size))
+		case dropPut, dropShade:
+			cur, _ := c.idx.Delete(key)
+			c.forget(cur)
+			cp.evicted.Add(1)
+			if mv.what == dropShade {
+				c.addOutputDead(mv.size)
+				if cur.Older > 0 {
+					c.setTomb(string(key), tomb{seg: outID, off: mv.to, size: mv.size, older: cur.Older})
+				}
+			}
 		}
 	}
-	if err := out.Flush(); err != nil {
-		// The index now points at records that are not on disk: take it
-		// back from the directory.
-		c.log.Error("write of a compacted segment failed; reloading the index", "segment", outID, "err", err)
-		c.mu.Unlock()
-		c.catchMu.Lock()
-		rerr := c.reloadLocked()
-		c.catchMu.Unlock()
-		c.mu.Lock()
-		return errors.Join(fmt.Errorf("kennel: write compacted segment %d: %w", outID, err), rerr)
-	}
 	c.usage[outID].end = out.Size()
+	pause := int64(time.Since(start))
+	c.mu.Unlock()
+	for {
+		old := cp.longestPause.Load()
+		if pause <= old || cp.longestPause.CompareAndSwap(old, pause) {
+			break
+		}
+	}
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -445,5 +447,12 @@ func (c *Cache) writeHintsAsync(hints map[uint64][]byte) {
 func (c *Cache) writeHint(id uint64, hint []byte) {
 	if err := segment.WriteFileAtomic(c.dir, segment.HintFileName(id), hint, c.opts.FileMode); err != nil {
 		c.log.Warn("cannot write hint file; open will scan the segment", "segment", id, "err", err)
+		return
+	}
+	// Compaction may have reclaimed the segment while its hint was built:
+	// it deletes the segment, then the hint, so a hint renamed in after
+	// that is taken back here.
+	if _, err := os.Lstat(filepath.Join(c.dir, segment.FileName(id))); errors.Is(err, fs.ErrNotExist) {
+		os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
 	}
 }

@@ -1,5 +1,5 @@
-// Command fsinspect inspects and verifies a kennel cache directory, also
-// while other processes use it. Run 'fsinspect -h' for its commands; they
+// Command fsinspect inspects, verifies and compacts a kennel cache
+// directory, also while other processes use it. Run 'fsinspect -h' for its commands; they
 // live in package inspect.
 package main
 

@@ -32,7 +32,7 @@ type command struct {
 }
 
 // commands lists the subcommands in the order help shows them.
-var commands = []*command{statsCmd, lsCmd, getCmd, dumpCmd, verifyCmd}
+var commands = []*command{statsCmd, lsCmd, getCmd, dumpCmd, verifyCmd, compactCmd}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -86,13 +86,13 @@ func (e *env) run(args []string) int {
 
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "usage: fsinspect <command> [arguments] [flags]\n\n")
-	fmt.Fprintf(w, "fsinspect inspects and verifies a kennel cache directory, also while\nother processes use it. It never writes to the directory.\n\ncommands:\n")
+	fmt.Fprintf(w, "fsinspect inspects, verifies and compacts a kennel cache directory, also\nwhile other processes use it. Only compact writes to the directory.\n\ncommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nRun 'fsinspect <command> -h' for a command's flags.\nExit status: 0 success, 1 failure (not found, damage found), 2 bad usage\nor a directory that cannot be read as a kennel directory.\n")
+	fmt.Fprintf(w, "\nRun 'fsinspect <command> -h' for a command's flags.\nExit status: 0 success, 1 failure (not found, damage found), 2 bad usage\nor a directory that cannot be read (for compact, written) as a kennel\ndirectory.\n")
 }
 
 func (c *command) synopsis() string {

@@ -71,11 +71,12 @@ func TestFormatSize(t *testing.T) {
 	}
 }
 
-// TestReadOnlyCommandsChangeNothing runs every command, in every output
-// form, on a directory holding everything a directory can: expired and
-// overwritten keys, tombstones, a damaged sealed segment, damage in the
-// active segment, a torn tail and a file left by a crash. Not a byte, name,
-// mode or modification time may change (bbolt's requireDBNoChange).
+// TestReadOnlyCommandsChangeNothing runs every command but compact, in
+// every output form, on a directory holding everything a directory can:
+// expired and overwritten keys, tombstones, a damaged sealed segment, damage
+// in the active segment, a torn tail and a file left by a crash; and on a
+// copy of fixtureCompacted, whose segments compaction wrote. Not a byte,
+// name, mode or modification time may change (bbolt's requireDBNoChange).
 func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 80, expired: 5, future: 5, overwritten: 10, deleted: 5})
 	for _, err := range []error{
@@ -88,111 +89,163 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	if err != nil {
+	compacted := filepath.Join(t.TempDir(), "compacted")
+	if err := os.CopyFS(compacted, os.DirFS(filepath.Join("testdata", "fixtures", fixtureCompacted))); err != nil {
 		t.Fatal(err)
 	}
-	hints, err := filepath.Glob(filepath.Join(dir, "*.hint"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, hints...)
-	cmds := [][]string{
-		{"stats", dir}, {"stats", "--json", dir},
-		{"ls", dir}, {"ls", "--json", dir}, {"ls", "--prefix", "key-001", "--limit", "2", dir},
-		{"get", dir, "key-0020"}, {"get", "--json", dir, "key-0020"}, {"get", "--meta", dir, "key-0000"},
-		{"get", dir, "key-0000"}, {"get", dir, "nosuchkey"},
-		{"verify", dir}, {"verify", "--json", dir},
-	}
-	for _, f := range files {
-		cmds = append(cmds, []string{"dump", f}, []string{"dump", "--json", "--hex", f})
-	}
-	for _, args := range cmds {
-		requireNoChange(t, dir, func() {
-			if r := run(args...); r.code == exitUsage {
-				t.Errorf("fsinspect %s: exit status 2: %s", strings.Join(args, " "), r.stderr)
-			}
-		})
+	for _, dir := range []string{dir, compacted} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hints, err := filepath.Glob(filepath.Join(dir, "*.hint"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, hints...)
+		cmds := [][]string{
+			{"stats", dir}, {"stats", "--json", dir},
+			{"ls", dir}, {"ls", "--json", dir}, {"ls", "--prefix", "key-001", "--limit", "2", dir},
+			{"get", dir, "key-0020"}, {"get", "--json", dir, "key-0020"}, {"get", "--meta", dir, "key-0000"},
+			{"get", dir, "key-0000"}, {"get", dir, "nosuchkey"},
+			{"verify", dir}, {"verify", "--json", dir},
+		}
+		for _, f := range files {
+			cmds = append(cmds, []string{"dump", f}, []string{"dump", "--json", "--hex", f})
+		}
+		for _, args := range cmds {
+			requireNoChange(t, dir, func() {
+				if r := run(args...); r.code == exitUsage {
+					t.Errorf("fsinspect %s: exit status 2: %s", strings.Join(args, " "), r.stderr)
+				}
+			})
+		}
 	}
 }
 
 // TestLiveStress runs every command over and over against a directory that
-// another process (this test binary, re-executed as kennel-writer) writes
-// and rolls meanwhile: none may fail, and verify may find no problem, only
-// the torn tail of a write in flight.
+// another process (this test binary, re-executed as kennel-writer) writes,
+// rolls and compacts meanwhile, compact at the same time as the others: none
+// may fail, and verify may find no problem, only what a write or a
+// compaction in flight leaves.
 func TestLiveStress(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 20})
+	stopWriter := startWriter(t, dir)
+
+	rounds := 30
+	if testing.Short() {
+		rounds = 5
+	}
+	var lastID uint64
+	sawMain := false
+	for range rounds {
+		compacted := make(chan result)
+		go func() { compacted <- run("compact", dir) }()
+		r := mustRun(t, exitOK, "stats", "--json", dir)
+		var st statsReport
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		// The writer compacts in the background: the compaction lock may
+		// be held, but is never unknown.
+		if st.Locks.Open != openShared || (st.Locks.Compaction != lockFree && st.Locks.Compaction != lockHeld) || st.Damaged != 0 {
+			t.Errorf("stats of a live directory: locks %+v, damage %d", st.Locks, st.Damaged)
+		}
+		if f := st.State.StateFields; st.State.Status != stateOK || f.Generation == 0 || f.WriterDied || f.FailedSync != 0 || f.CompactionInterrupted {
+			t.Errorf("stats of a live directory: state %+v %+v", st.State, f)
+		}
+		active := ""
+		for _, s := range st.Segments {
+			lastID = max(lastID, s.ID)
+			sawMain = sawMain || s.Queue == "main"
+			if s.State == "active" {
+				active = filepath.Join(dir, s.File)
+			}
+		}
+		mustRun(t, exitOK, "ls", "--prefix", "key-00", dir)
+		mustRun(t, exitOK, "get", "--meta", dir, "key-0042")
+		mustRun(t, exitOK, "get", dir, "key-0042")
+		// The writer may have rolled since, and a compaction deleted the
+		// segment.
+		if r := run("dump", active); r.code != exitOK {
+			if _, err := os.Stat(active); err == nil {
+				t.Errorf("dump %s: exit status %d: %s", active, r.code, r.stderr)
+			}
+		}
+		var v verifyReport
+		if err := json.Unmarshal([]byte(mustRun(t, exitOK, "verify", "--json", dir).stdout), &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range v.Findings {
+			if !inFlight(f) {
+				t.Errorf("verify of a live directory: %+v", f)
+			}
+		}
+		if r := <-compacted; r.code != exitOK {
+			t.Errorf("compact of a live directory: exit status %d: %s", r.code, r.stderr)
+		}
+	}
+	stopWriter()
+	if lastID < 3 || !sawMain {
+		t.Errorf("the newest segment is %d, main segments seen: %v: the test did not see the writer roll, or a compaction", lastID, sawMain)
+	}
+	var v verifyReport
+	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "verify", "--json", dir).stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range v.Findings {
+		t.Errorf("verify after the writer closed: %+v", f)
+	}
+}
+
+// inFlight reports whether a finding of verify is what a writer, or a
+// compaction, that is at work while verify runs leaves: a record or a
+// temporary file being written, a file deleted (a compaction deletes a
+// segment, then its hint).
+func inFlight(f finding) bool {
+	return f.Severity == sevWarning && (strings.HasPrefix(f.Message, "torn tail of the last segment") ||
+		strings.HasPrefix(f.Message, "torn tail of a segment compaction has not finished") ||
+		strings.Contains(f.Message, "a write in flight") || f.Message == "removed while verify ran" || strayHint(f))
+}
+
+// strayHint reports whether a finding is a hint whose segment is gone.
+func strayHint(f finding) bool {
+	return f.Severity == sevWarning && strings.HasPrefix(f.Message, "hint of segment ") && strings.HasSuffix(f.Message, ", which does not exist")
+}
+
+// startWriter starts this test binary as kennel-writer on dir, waits until
+// it has written a first batch, and returns the function that stops it and
+// waits for it to exit (also called when the test ends).
+func startWriter(t *testing.T, dir string, args ...string) (stop func()) {
+	t.Helper()
 	work := t.TempDir()
-	ready, stop := filepath.Join(work, "ready"), filepath.Join(work, "stop")
+	ready, stopFile := filepath.Join(work, "ready"), filepath.Join(work, "stop")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), writerEnv+"="+strings.Join([]string{dir, ready, stop}, " "), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), writerEnv+"="+strings.Join(append([]string{dir, ready, stopFile}, args...), " "), "GORACE=atexit_sleep_ms=0")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := false
-	stopWriter := func() {
+	stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		os.WriteFile(stop, nil, 0o644)
+		os.WriteFile(stopFile, nil, 0o644)
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("writer: %v\n%s", err, stderr.String())
 		}
 	}
-	defer stopWriter()
+	t.Cleanup(stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {
-			break
+			return stop
 		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("the writer never got ready: %s", stderr.String())
 		}
-	}
-
-	rounds := 30
-	if testing.Short() {
-		rounds = 5
-	}
-	segs := 0
-	for range rounds {
-		r := mustRun(t, exitOK, "stats", "--json", dir)
-		var st statsReport
-		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Locks.Open != openShared || st.Locks.Compaction != lockFree || st.Damaged != 0 {
-			t.Errorf("stats of a live directory: locks %+v, damage %d", st.Locks, st.Damaged)
-		}
-		if f := st.State.StateFields; st.State.Status != stateOK || f.Generation == 0 || f.WriterDied || f.FailedSync != 0 {
-			t.Errorf("stats of a live directory: state %+v %+v", st.State, f)
-		}
-		segs = len(st.Segments)
-		mustRun(t, exitOK, "ls", "--prefix", "key-00", dir)
-		mustRun(t, exitOK, "get", "--meta", dir, "key-0042")
-		mustRun(t, exitOK, "get", dir, "key-0042")
-		mustRun(t, exitOK, "dump", filepath.Join(dir, st.Segments[len(st.Segments)-1].File))
-		var v verifyReport
-		if err := json.Unmarshal([]byte(mustRun(t, exitOK, "verify", "--json", dir).stdout), &v); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range v.Findings {
-			if !strings.HasPrefix(f.Message, "torn tail of the last segment") && !strings.Contains(f.Message, "a write in flight") {
-				t.Errorf("verify of a live directory: %+v", f)
-			}
-		}
-	}
-	stopWriter()
-	if segs < 3 {
-		t.Errorf("the writer rolled to only %d segments: the test did not see it roll", segs)
-	}
-	var v verifyReport
-	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "verify", "--json", dir).stdout), &v); err != nil {
-		t.Fatal(err)
-	}
-	if len(v.Findings) != 0 {
-		t.Errorf("verify after the writer closed: %+v", v.Findings)
 	}
 }

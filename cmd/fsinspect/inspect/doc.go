@@ -1,5 +1,5 @@
-// Package inspect implements fsinspect, the command that inspects and
-// verifies a kennel cache directory, also while other processes use it.
+// Package inspect implements fsinspect, the command that inspects, verifies
+// and compacts a kennel cache directory, also while other processes use it.
 // cmd/fsinspect is a two-line main around Main; the commands live here so
 // that they can be tested and embedded.
 //
@@ -8,26 +8,36 @@
 // One file per subcommand, each with its test: stats.go (what the directory
 // holds, its budget, which processes have it open and the shared state),
 // ls.go (keys), get.go (one value or its record), dump.go (every record of
-// one segment or hint file, offset by offset, seals and damage included) and
+// one segment or hint file, offset by offset, seals and damage included),
 // verify.go (every checksum of every file, and the shared state file; exit
-// status 1 when something is damaged). lockstate.go and state.go read the
-// lock file's locks and the shared state file for stats and verify. A
-// compact command joins the list once the engine can compact; until then
-// there is none, rather than a command that cannot work.
+// status 1 when something is damaged) and compact.go (a compaction now, and
+// what it reclaimed). lockstate.go and state.go read the lock file's locks
+// and the shared state file for stats and verify.
+//
+// Every command knows the two kinds of segment: the log's, which writers
+// append to and seal with a seal record naming the next (the eviction
+// policy's small queue), and those compaction writes (header flag
+// compacted, the main queue), which hold copied records and kept
+// tombstones, have no seal, are finished once they have a hint, and take
+// ids from the same counter, so that one may lie between a log segment and
+// the segment its seal names without being an orphan.
 //
 // # Reading a directory in use
 //
-// Every command is read-only. stats, ls and get open the cache with
-// engine.Options{ReadOnly: true}: no lock is taken and nothing is recovered
-// on disk; through the shared state file the cache follows what the
-// processes that have the directory open read-write append, so what a
-// command prints is the directory as it was while the command ran, however
-// busy its writers. dump and verify read the files themselves (verify only
+// Every command but compact is read-only. stats, ls and get open the cache
+// with engine.Options{ReadOnly: true}: no lock is taken and nothing is
+// recovered on disk; through the shared state file the cache follows what
+// the processes that have the directory open read-write append (and
+// reloads when a compaction in one of them publishes), so what a command
+// prints is the directory as it was while the command ran, however busy its
+// writers. dump and verify read the files themselves (verify only
 // checks the directory with engine.CheckDir first), because their job is to
 // show what the engine would skip or refuse. Segment files are mapped up to
-// the size they had when they were opened: a record a writer is appending at
-// that moment shows as a torn tail, which verify reports as a warning for
-// the last segment, never as damage.
+// the size they had when they were opened: a record a writer (or a
+// compaction) is appending at that moment shows as a torn tail, which verify
+// reports as a warning for the log's last segment (or a segment compaction
+// has not finished), never as damage; a file a compaction deletes meanwhile
+// is a warning too.
 //
 // Which processes have the directory open, and which of its locks they
 // hold, comes from the kernel: F_OFD_GETLK tests a byte range of the lock
@@ -39,15 +49,23 @@
 // read through a read-only mapping, as the processes sharing the directory
 // change it word by word.
 //
-// The tests prove that no command changes a byte, a name or a modification
-// time in the directory (requireNoChange, and kennel-hash in the scripts).
+// The tests prove that no command but compact changes a byte, a name or a
+// modification time in the directory (requireNoChange, and kennel-hash in
+// the scripts).
+//
+// compact must write: it opens the cache read-write, as one more writer
+// among those that have it open, with engine.Options.ManualCompaction (its
+// one run, no background ones), and calls Compact, which waits for another
+// process's compaction. It evicts only when told a budget: the writers'
+// CacheSize is recorded nowhere a tool can read it.
 //
 // # Exit status
 //
 //	0  success; for verify, no problem found (warnings allowed)
 //	1  the command ran and failed: key not found, damage found by verify
 //	2  it could not run: bad usage, unknown command or flag, a missing
-//	   argument, a directory that does not exist or is not a kennel directory
+//	   argument, a directory that does not exist or is not a kennel
+//	   directory; for compact, a directory it cannot open read-write
 //
 // Human output is aligned tables with sizes in KiB, MiB and GiB and times in
 // UTC; --json prints one JSON document for scripts instead, with exact byte

@@ -1,11 +1,14 @@
 package inspect
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/kennel-cache/kennel/engine"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -20,10 +23,18 @@ var updateFixtures = flag.Bool("update-fixtures", false, "regenerate testdata/fi
 // 32 + 13*144 + 44 = 1948, then the 20 torn bytes.
 const fixtureCorrupt = "corrupt"
 
+// fixtureCompacted is a clean cache directory that a writer compacted and
+// then wrote on: the compaction wrote segments 4 and 5 (flagged compacted)
+// while the log was in segment 3, and the log then rolled from segment 3
+// to 6, so that 4 and 5 lie between a sealed segment and the segment its
+// seal names, yet they are no orphans. makeCompactedFixture says what each
+// segment holds.
+const fixtureCompacted = "compacted"
+
 // TestMakeFixtures regenerates the committed fixtures when run with
 // -update-fixtures. They are committed, not made at each run, so that they
-// stay the bytes a format-2 kennel wrote: whatever the writer becomes, a
-// kennel that reads format 2 must read, and verify, these.
+// stay the bytes a format-3 kennel wrote: whatever the writer becomes, a
+// kennel that reads format 3 must read, and verify, these.
 func TestMakeFixtures(t *testing.T) {
 	if !*updateFixtures {
 		t.Skip("run with -update-fixtures to regenerate testdata/fixtures")
@@ -42,4 +53,68 @@ func TestMakeFixtures(t *testing.T) {
 	if err := tearTail(filepath.Join(dir, segment.FileName(2)), 20); err != nil {
 		t.Fatal(err)
 	}
+
+	dir = filepath.Join("testdata", "fixtures", fixtureCompacted)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeCompactedFixture(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Compacted fixture: fixtureCompactedTime is when its compaction ran, and
+// when the keys written after it were.
+var fixtureCompactedTime = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// makeCompactedFixture writes fixtureCompacted in dir, with 4 KiB segments
+// and 144-byte records as fill writes them (27 to a segment and its seal):
+//
+//   - in 2001: key-0000 to key-0039, the first two with a TTL of an hour;
+//     key-0002 to key-0009 again; key-0010 deleted; key-0040 to key-0049.
+//     Segment 1 holds key-0000 to key-0026, segment 2 key-0027 to
+//     key-0039, the new key-0002 to key-0009, key-0010's tombstone and
+//     key-0040 to key-0045, segment 3 (the log's active one) the rest.
+//   - in 2030: a compaction. It rewrites the sealed segments, which hold
+//     dead records (the old key-0002 to key-0009, key-0010's value and
+//     then its tombstone, which shadows nothing any more) and expired ones
+//     (key-0000 and key-0001): segment 1's 16 live records into segment 4,
+//     segment 2's 27 into segment 5 (a chunk that does not fit starts a new
+//     segment); then it deletes segments 1 and 2. Segment 3 is left alone.
+//   - key-0050 to key-0089: the log rolls from segment 3 (key-0046 to
+//     key-0072, and a seal naming 6) into segment 6.
+func makeCompactedFixture(dir string) error {
+	now := fillPast
+	c, err := engine.Open(dir, engine.Options{
+		SegmentSize:      4096,
+		Sync:             engine.SyncNever,
+		ManualCompaction: true,
+		Clock:            func() time.Time { return now }, // called by this goroutine only
+	})
+	if err != nil {
+		return err
+	}
+	set := func(from, to, version int, ttl time.Duration) error {
+		for i := from; i < to; i++ {
+			if err := c.SetWithTTL(fillKey(i), fillValue(i+version, 100), ttl); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = errors.Join(
+		set(0, 2, 0, time.Hour),
+		set(2, 40, 0, 0),
+		set(2, 10, 1000, 0),
+		c.Delete(fillKey(10)),
+		set(40, 50, 0, 0),
+	)
+	if err == nil {
+		now = fixtureCompactedTime
+		err = c.Compact()
+	}
+	if err == nil {
+		err = set(50, 90, 0, 0)
+	}
+	return errors.Join(err, c.Close())
 }

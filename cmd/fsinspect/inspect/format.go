@@ -25,6 +25,20 @@ func formatSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }
 
+// formatDuration prints a duration for people, to three or four
+// significant digits: "83µs", "3.21ms", "1.523s".
+func formatDuration(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		d = d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(10 * time.Microsecond)
+	default:
+		d = d.Round(time.Microsecond)
+	}
+	return d.String()
+}
+
 // formatPercent prints part/whole as a percentage, "-" when whole is 0.
 func formatPercent(part, whole int64) string {
 	if whole <= 0 {

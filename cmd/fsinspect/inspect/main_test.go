@@ -58,7 +58,8 @@ const writerEnv = "KENNEL_FSINSPECT_WRITER"
 //	kennel-waitfile FILE       wait until FILE exists
 //	exits CODE PROG ARGS...    run PROG and require exit status CODE
 //
-// and $FIXTURES, the absolute path of testdata/fixtures.
+// the condition [root] (the test runs as root, whom permissions do not
+// stop), and $FIXTURES, the absolute path of testdata/fixtures.
 func runScript(t *testing.T, name string) {
 	t.Helper()
 	fixtures, err := filepath.Abs(filepath.Join("testdata", "fixtures"))
@@ -76,6 +77,12 @@ func runScript(t *testing.T, name string) {
 			// would pay.
 			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "root" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return os.Geteuid() == 0, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"kennel-fill":     cmdFill,
@@ -215,7 +222,8 @@ func fillValue(i, size int) []byte {
 	return []byte(strings.Repeat(unit, size/len(unit)+1)[:size])
 }
 
-// fill writes a new cache in dir, as a writer process would.
+// fill writes a new cache in dir, as a writer process would, but with
+// compaction off: the tests predict the layout it leaves.
 func fill(dir string, o fillOptions) error {
 	if o.segmentSize == 0 {
 		o.segmentSize = 4096
@@ -225,9 +233,10 @@ func fill(dir string, o fillOptions) error {
 	}
 	now := fillPast
 	c, err := engine.Open(dir, engine.Options{
-		SegmentSize: o.segmentSize,
-		Sync:        engine.SyncNever,
-		Clock:       func() time.Time { return now }, // called by this goroutine's writes only
+		SegmentSize:      o.segmentSize,
+		Sync:             engine.SyncNever,
+		ManualCompaction: true,
+		Clock:            func() time.Time { return now }, // called by this goroutine's writes only
 	})
 	if err != nil {
 		return err
@@ -388,7 +397,8 @@ func testDir(t testing.TB, o fillOptions) string {
 
 // writer is kennel-writer DIR READY STOP [exclusive]: a process that has
 // the cache in DIR open read-write (with Options.Exclusive if asked) and
-// keeps writing into it, rolling segments often, until the file STOP exists.
+// keeps writing into it, rolling segments often and compacting them in the
+// background as every writer does, until the file STOP exists.
 // It creates READY once it has written a first batch. It gives up after a
 // minute, so that a test that forgets to stop it does not hang. It returns
 // the exit status.

@@ -33,6 +33,11 @@ type stateInfo struct {
 	// lock, so the last appender died between writing past the published
 	// position and publishing (see probeState).
 	writerDied bool
+	// compactionInterrupted: the compacting flag is set and no process
+	// holds the compaction lock, so the last compaction stopped before it
+	// finished: its process died, or the run failed or was cut short by a
+	// Close (see probeState).
+	compactionInterrupted bool
 }
 
 func (s *stateInfo) ok() bool { return s.status == stateOK }
@@ -92,6 +97,15 @@ func readState(dir string) stateInfo {
 // after the probe, and a writer is declared dead only if the flag is still
 // set and the position has not moved: a live appender publishes before it
 // lets go of the lock.
+//
+// It tells in the same way whether the last compaction was interrupted: the
+// compacting flag is set while no process holds the compaction lock. A live
+// compactor sets the flag after it takes the lock and clears it before it
+// lets go, but a run that rewrites nothing bumps no generation, so two short
+// runs could pass for an interrupted one: the flag read during the first,
+// the lock probed free between the two, the flag read again during the
+// second. So the lock is probed a second time, after the second read, and
+// must still be free.
 func probeState(dir string) (lockReport, stateInfo) {
 	st := readState(dir)
 	locks := lockState(dir)
@@ -100,7 +114,25 @@ func probeState(dir string) (lockReport, stateInfo) {
 		st.writerDied = again.ok() && again.hdr.Writing &&
 			again.hdr.Position == st.hdr.Position && again.hdr.Generation == st.hdr.Generation
 	}
+	if st.ok() && st.hdr.Compacting && locks.Compaction == lockFree {
+		again := readState(dir)
+		st.compactionInterrupted = again.ok() && again.hdr.Compacting && again.hdr.Generation == st.hdr.Generation &&
+			lockState(dir).Compaction == lockFree
+	}
 	return locks, st
+}
+
+// describeCompactionInterrupted says what an interrupted compaction left,
+// and what becomes of it. Nothing is lost: a compaction deletes a segment
+// only after the copies of its records are synced, and a segment it had not
+// finished holds copies that carry their sequence numbers, so every reader
+// resolves them against the originals.
+func describeCompactionInterrupted(locks lockReport) string {
+	const what = "the last compaction was interrupted (the compacting flag is set and no process holds the compaction lock: its process died, or the run failed or was closed mid-run)"
+	if locks.open() {
+		return what + ": the next compaction reloads the directory before it rewrites anything"
+	}
+	return what + ": the next process to open the directory read-write recovers it"
 }
 
 // describeWriterDied says what a writer that died mid-append left, and what
@@ -132,6 +164,9 @@ type StateFields struct {
 	Writing       bool   `json:"writing"`     // an appender is writing past the position
 	WriterDied    bool   `json:"writer_died"` // writing, and nobody holds the append lock
 	FailedSync    uint64 `json:"failed_sync"` // segment whose fdatasync failed; 0: none
+	Compacting    bool   `json:"compacting"`  // a compaction is rewriting segments, or was interrupted
+	// CompactionInterrupted: compacting, and nobody holds the compaction lock.
+	CompactionInterrupted bool `json:"compaction_interrupted"`
 }
 
 func newStateReport(st stateInfo) stateReport {
@@ -142,6 +177,7 @@ func newStateReport(st stateInfo) stateReport {
 			Position: h.Position.String(), Segment: h.Position.Segment(), Offset: h.Position.End(),
 			Generation: h.Generation, NextSeq: h.NextSeq, NextSegmentID: h.NextSegID,
 			Writing: h.Writing, WriterDied: st.writerDied, FailedSync: h.FailedSync,
+			Compacting: h.Compacting, CompactionInterrupted: st.compactionInterrupted,
 		}
 	}
 	return r

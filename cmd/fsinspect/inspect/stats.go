@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/engine"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/segment"
@@ -23,7 +24,16 @@ ratio; keys whose value is in a sidecar file; the disk use against the size
 budget; the format version; which processes have the directory open and
 which of its locks they hold; and the shared state file: the published end
 of the log (segment:offset), the generation, a writer that died in the
-middle of an append, a segment whose sync failed.
+middle of an append, a segment whose sync failed, a compaction that was
+interrupted.
+
+Each segment is in one of the eviction policy's two queues: small, the log
+that every write is appended to (its segments end with a seal record naming
+the next one, except the active one), or main, the segments compaction
+wrote, which hold the records it copied and the tombstones it keeps. A
+main segment is sealed once it has its hint; until then a compaction is
+writing it (writing), or one was interrupted before it finished it
+(unfinished).
 
 Locks are read from the kernel, which does not say which process holds
 them. A read-only open cannot know the CacheSize the writers chose, so the
@@ -62,7 +72,8 @@ type segmentStats struct {
 	LiveKeys     int     `json:"live_keys"` // expired keys included
 	LiveRatio    float64 `json:"live_ratio"`
 	Hint         bool    `json:"hint"`
-	State        string  `json:"state"` // "active" or "sealed"
+	Queue        string  `json:"queue"` // "small" (the log) or "main" (written by compaction)
+	State        string  `json:"state"` // "active", "sealed", or for main "writing" or "unfinished"
 }
 
 func runStats(e *env, dir string) error {
@@ -126,16 +137,37 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		}
 		_, err := os.Lstat(filepath.Join(dir, segment.HintFileName(s.ID)))
 		ss.Hint = err == nil
-		// The active segment is the one the published position is in (the
-		// newest, in a directory without a state file); the others are
-		// sealed, whether their hint is written yet or not.
-		ss.State = "sealed"
-		if s.Active {
-			ss.State = "active"
-		}
+		ss.Queue, ss.State = segmentQueue(s), segmentState(s, ss.Hint, locks)
 		r.Segments = append(r.Segments, ss)
 	}
 	return r, nil
+}
+
+// segmentQueue names the eviction policy's queue that s is in.
+func segmentQueue(s engine.SegmentInfo) string {
+	if s.Compacted {
+		return compaction.Main.String()
+	}
+	return compaction.Small.String()
+}
+
+// segmentState says whether s may still grow. Of the log's segments, the
+// active one is the one the published position is in (the newest, in a
+// directory without a state file); the others are sealed, whether their
+// hint is written yet or not: a writer writes it after the roll. A
+// compaction writes the hint of a segment it wrote once it has finished it,
+// and never appends to it again; without a hint, the segment is either
+// being written, or was left by a compaction that was interrupted.
+func segmentState(s engine.SegmentInfo, hint bool, locks lockReport) string {
+	switch {
+	case s.Active:
+		return "active"
+	case !s.Compacted || hint:
+		return "sealed"
+	case locks.Compaction == lockHeld:
+		return "writing"
+	}
+	return "unfinished"
 }
 
 func printStats(e *env, r *statsReport) {
@@ -157,6 +189,12 @@ func printStats(e *env, r *statsReport) {
 		case f.Writing && !r.Locks.known():
 			row(tw, "writer", "appending, or died mid-append (the writing flag is set; the lock state is unknown)")
 		}
+		switch {
+		case f.CompactionInterrupted:
+			row(tw, "compactor", describeCompactionInterrupted(r.Locks))
+		case f.Compacting && !r.Locks.known():
+			row(tw, "compactor", "compacting, or interrupted mid-run (the compacting flag is set; the lock state is unknown)")
+		}
 		if f.FailedSync != 0 {
 			row(tw, "failed sync", fmt.Sprintf("segment %d: an fdatasync of it failed, so it is sealed, never synced or appended to again", f.FailedSync))
 		}
@@ -175,13 +213,13 @@ func printStats(e *env, r *statsReport) {
 		return
 	}
 	fmt.Fprintln(e.stdout)
-	row(tw, "ID", "FILE", "SIZE", "LIVE", "EXPIRED", "DEAD", "LIVE%", "KEYS", "HINT", "STATE")
+	row(tw, "ID", "FILE", "QUEUE", "SIZE", "LIVE", "EXPIRED", "DEAD", "LIVE%", "KEYS", "HINT", "STATE")
 	for _, s := range r.Segments {
 		hint := "no"
 		if s.Hint {
 			hint = "yes"
 		}
-		row(tw, fmt.Sprint(s.ID), s.File, formatSize(s.Bytes), formatSize(s.LiveBytes), formatSize(s.ExpiredBytes),
+		row(tw, fmt.Sprint(s.ID), s.File, s.Queue, formatSize(s.Bytes), formatSize(s.LiveBytes), formatSize(s.ExpiredBytes),
 			formatSize(s.DeadBytes), formatPercent(s.LiveBytes, s.Bytes), fmt.Sprint(s.LiveKeys), hint, s.State)
 	}
 	tw.Flush()

@@ -20,35 +20,87 @@ import (
 func TestStats(t *testing.T) { runScript(t, "stats") }
 
 // TestStatsAccounting checks that stats accounts for every byte: in each
-// segment, live, expired and dead records plus the header make up the
-// segment, and the totals are the sums over segments.
+// segment, live, expired and dead records plus the header (and the seal of
+// a sealed log segment) make up the segment, and the totals are the sums
+// over segments. It checks it again after a compaction, whose segments have
+// no seal, and take ids after the log's active segment.
 func TestStatsAccounting(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 200, valueSize: 300, expired: 17, future: 9, overwritten: 31, deleted: 23})
-	var r statsReport
-	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "stats", "--json", dir).stdout), &r); err != nil {
-		t.Fatal(err)
-	}
-	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 2 {
-		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 2",
+	r := checkAccounting(t, dir)
+	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 3 {
+		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 3",
 			r.Keys, r.ExpiredKeys, r.SidecarKeys, r.Locks, r.FormatVersion)
 	}
 	if len(r.Segments) < 3 {
 		t.Fatalf("%d segments; the test wants several", len(r.Segments))
 	}
+	// The writer closed: the log ends where the last segment does.
+	last := r.Segments[len(r.Segments)-1]
+	if f := r.State.StateFields; r.State.Status != stateOK || f == nil || uint64(f.Segment) != last.ID || int64(f.Offset) != last.Bytes ||
+		f.Position != fmt.Sprintf("%d:%d", last.ID, last.Bytes) || f.Generation != 1 || f.Writing || f.WriterDied || f.FailedSync != 0 ||
+		f.Compacting || f.CompactionInterrupted {
+		t.Errorf("state %+v %+v; want published %d:%d, generation 1, no writer, no failed sync, no compaction", r.State, f, last.ID, last.Bytes)
+	}
+	for _, s := range r.Segments {
+		if s.Queue != "small" {
+			t.Errorf("segment %d in queue %s before any compaction", s.ID, s.Queue)
+		}
+	}
+
+	mustRun(t, exitOK, "compact", dir)
+	r = checkAccounting(t, dir)
+	if r.Keys != 200-23-17 || r.ExpiredKeys != 0 {
+		t.Errorf("after compaction: keys %d, expired %d; want 160, 0", r.Keys, r.ExpiredKeys)
+	}
+	compacted := 0
+	for _, s := range r.Segments {
+		if s.Queue == "main" {
+			compacted++
+			if s.ID < last.ID {
+				t.Errorf("compacted segment %d, before the log's active segment %d", s.ID, last.ID)
+			}
+		}
+	}
+	if compacted == 0 {
+		t.Errorf("no segment in the main queue after a compaction: %+v", r.Segments)
+	}
+	if f := r.State.StateFields; f == nil || uint64(f.Segment) != last.ID || f.Compacting || f.CompactionInterrupted {
+		t.Errorf("state after a compaction %+v; want the log still in segment %d, no compaction", f, last.ID)
+	}
+}
+
+// checkAccounting runs stats on dir, checks that its bytes add up, and
+// returns its report.
+func checkAccounting(t *testing.T, dir string) statsReport {
+	t.Helper()
+	var r statsReport
+	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "stats", "--json", dir).stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	var lastLog uint64
+	for _, s := range r.Segments {
+		if s.Queue == "small" {
+			lastLog = s.ID
+		}
+	}
 	var live, expired, dead, disk int64
-	for i, s := range r.Segments {
-		// Every segment but the last was rolled by a live writer, which
-		// ended it with a seal record: neither live nor dead.
+	for _, s := range r.Segments {
+		// Every log segment but the last was rolled by a live writer, which
+		// ended it with a seal record: neither live nor dead. A segment
+		// compaction wrote has none, and is sealed once it has its hint.
 		wantState, seal := "sealed", int64(segment.SealRecordSize)
-		if i == len(r.Segments)-1 {
+		switch {
+		case s.Queue == "main":
+			seal = 0
+		case s.ID == lastLog:
 			wantState, seal = "active", 0
 		}
 		if got := s.LiveBytes + s.ExpiredBytes + s.DeadBytes + segment.HeaderSize + seal; got != s.Bytes {
-			t.Errorf("segment %d: live %d + expired %d + dead %d + header + seal %d = %d, want its %d bytes",
-				s.ID, s.LiveBytes, s.ExpiredBytes, s.DeadBytes, seal, got, s.Bytes)
+			t.Errorf("segment %d (%s): live %d + expired %d + dead %d + header + seal %d = %d, want its %d bytes",
+				s.ID, s.Queue, s.LiveBytes, s.ExpiredBytes, s.DeadBytes, seal, got, s.Bytes)
 		}
 		if s.State != wantState || s.Hint != (wantState == "sealed") {
-			t.Errorf("segment %d: state %s, hint %v; want %s", s.ID, s.State, s.Hint, wantState)
+			t.Errorf("segment %d (%s): state %s, hint %v; want %s", s.ID, s.Queue, s.State, s.Hint, wantState)
 		}
 		live, expired, dead = live+s.LiveBytes, expired+s.ExpiredBytes, dead+s.DeadBytes
 	}
@@ -70,12 +122,7 @@ func TestStatsAccounting(t *testing.T) {
 	if r.DiskBytes != disk || r.BudgetBytes != 1<<30 || r.BudgetSource != "default" {
 		t.Errorf("disk %d of %d (%s), want %d of 1 GiB (default)", r.DiskBytes, r.BudgetBytes, r.BudgetSource, disk)
 	}
-	// The writer closed: the log ends where the last segment does.
-	last := r.Segments[len(r.Segments)-1]
-	if f := r.State.StateFields; r.State.Status != stateOK || f == nil || uint64(f.Segment) != last.ID || int64(f.Offset) != last.Bytes ||
-		f.Position != fmt.Sprintf("%d:%d", last.ID, last.Bytes) || f.Generation != 1 || f.Writing || f.WriterDied || f.FailedSync != 0 {
-		t.Errorf("state %+v %+v; want published %d:%d, generation 1, no writer, no failed sync", r.State, f, last.ID, last.Bytes)
-	}
+	return r
 }
 
 var freeLocks = lockReport{Open: openNone, Append: lockFree, Compaction: lockFree}
@@ -191,8 +238,8 @@ func TestLockState(t *testing.T) {
 }
 
 // TestStatsState checks what stats says of the shared state file: a writer
-// that died mid-append, a failed sync, a directory without a state file or
-// with a damaged one.
+// that died mid-append, a failed sync, a compaction that was interrupted, a
+// directory without a state file or with a damaged one.
 func TestStatsState(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 10})
 	stats := func() (statsReport, string) {
@@ -217,32 +264,37 @@ func TestStatsState(t *testing.T) {
 		t.Fatalf("state %+v %+v", r.State, f)
 	}
 	line(out, "state", "published 1:1472 (segment 1, offset 1472), generation 1")
-	if strings.Contains(out, "\nwriter ") || strings.Contains(out, "\nfailed sync ") {
+	if strings.Contains(out, "\nwriter ") || strings.Contains(out, "\nfailed sync ") || strings.Contains(out, "\ncompactor ") {
 		t.Errorf("a clean directory:\n%s", out)
 	}
 
 	// The last writer died with the writing flag set, after a sync of
-	// segment 1 failed.
-	editState(func(s *sharedstate.File) { s.SetWriting(true); s.SetFailedSync(1) })(t, dir)
+	// segment 1 failed; the last compactor died mid-run.
+	editState(func(s *sharedstate.File) { s.SetWriting(true); s.SetFailedSync(1); s.SetCompacting(true) })(t, dir)
 	r, out = stats()
-	if f := r.State.StateFields; !f.Writing || !f.WriterDied || f.FailedSync != 1 {
-		t.Errorf("writer died, failed sync: %+v", f)
+	if f := r.State.StateFields; !f.Writing || !f.WriterDied || f.FailedSync != 1 || !f.Compacting || !f.CompactionInterrupted {
+		t.Errorf("writer died, failed sync, compaction interrupted: %+v", f)
 	}
 	line(out, "writer", "a writer died mid-append (the writing flag is set and no process holds the append lock) past offset 1472 of segment 1: the next process to open the directory read-write recovers it")
 	line(out, "failed sync", "segment 1: an fdatasync of it failed, so it is sealed, never synced or appended to again")
+	line(out, "compactor", "the last compaction was interrupted (the compacting flag is set and no process holds the compaction lock: "+
+		"its process died, or the run failed or was closed mid-run): the next process to open the directory read-write recovers it")
 
 	// A process that has the directory open will seal the dead writer's
-	// bytes at its next append.
-	c, err := engine.Open(dir, engine.Options{})
+	// bytes at its next append, and reload before its next compaction.
+	c, err := engine.Open(dir, engine.Options{ManualCompaction: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	editState(func(s *sharedstate.File) { s.SetWriting(true) })(t, dir)
+	editState(func(s *sharedstate.File) { s.SetWriting(true); s.SetCompacting(true) })(t, dir)
 	_, out = stats()
 	line(out, "writer", "a writer died mid-append (the writing flag is set and no process holds the append lock): the next append seals segment 1 at offset 1472, and what it wrote past there is never read")
+	line(out, "compactor", "the last compaction was interrupted (the compacting flag is set and no process holds the compaction lock: "+
+		"its process died, or the run failed or was closed mid-run): the next compaction reloads the directory before it rewrites anything")
 
-	// A process appending: the flag is set, and it holds the append lock.
+	// A process appending and one compacting: the flags are set, and they
+	// hold the locks.
 	lf, err := lockf.Open(filepath.Join(dir, lockFile), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -252,15 +304,21 @@ func TestStatsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	compacting, err := lf.Lock(context.Background(), lockf.CompactionRange(), lockf.Exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, out = stats()
-	if f := r.State.StateFields; !f.Writing || f.WriterDied {
-		t.Errorf("a writer appending: %+v", f)
+	if f := r.State.StateFields; !f.Writing || f.WriterDied || !f.Compacting || f.CompactionInterrupted {
+		t.Errorf("a writer appending, a compactor compacting: %+v", f)
 	}
-	if strings.Contains(out, "\nwriter") {
-		t.Errorf("a writer appending:\n%s", out)
+	if strings.Contains(out, "\nwriter") || strings.Contains(out, "\ncompactor") {
+		t.Errorf("a writer appending, a compactor compacting:\n%s", out)
 	}
+	line(out, "compaction", "held: a process is compacting")
 	held.Unlock()
-	editState(func(s *sharedstate.File) { s.SetWriting(false) })(t, dir)
+	compacting.Unlock()
+	editState(func(s *sharedstate.File) { s.SetWriting(false); s.SetCompacting(false) })(t, dir)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

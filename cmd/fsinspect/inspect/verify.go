@@ -32,16 +32,23 @@ and that no record is missing from it; the shared state file, and that the
 end of the log it publishes lies in an existing segment; and that no file is
 out of place.
 
+Segments written by compaction (header flag compacted) are checked like
+the others, hint included, but they are not part of the log: they have no
+seal record, and their ids may lie anywhere among the log's.
+
 Each finding is printed with its file and offset. Problems are damage: data
-the engine would skip or could not vouch for, or a seal that names a segment
-that is not after its own. Warnings are not damage: a torn tail at the end of
-the last segment (a write in flight, or interrupted by a crash, which the
-next writer seals), bytes after a seal record, an orphan segment (one whose
-id lies between a sealed segment and the segment its seal says the log
-continues in: a writer created it and died before publishing it), a writer
-that died in the middle of an append, a temporary file left by a crash, a
-file kennel does not know. The exit status is 0 when there is no problem, 1
-when there is, 2 when DIR could not be verified at all.
+the engine would skip or could not vouch for, a seal that names a segment
+that is not after its own, or a seal in a segment compaction wrote. Warnings
+are not damage: a torn tail at the end of the last segment of the log (a
+write in flight, or interrupted by a crash, which the next writer seals) or
+of a segment compaction has not finished, bytes after a seal record, an
+orphan segment (a log segment whose id lies between a sealed segment and the
+segment its seal says the log continues in: a writer created it and died
+before publishing it), a writer that died in the middle of an append, a
+compaction that was interrupted, a temporary file left by a crash, a file
+kennel does not know, a file that compaction deleted while verify ran. The
+exit status is 0 when there is no problem, 1 when there is, 2 when DIR could
+not be verified at all.
 
 Verify reads the files directly, without opening the cache, so it also
 reports what would keep the engine from opening it. On a terminal, a progress
@@ -243,11 +250,44 @@ func (v *verifier) warn(file string, off int64, format string, args ...any) {
 	v.add(sevWarning, file, off, format, args...)
 }
 
+// checkSegments checks every segment in id order. Compaction takes its
+// segments' ids from the log's counter, so the newest segment may be one it
+// wrote, and one may lie between a log segment and the segment that one's
+// seal names; their headers say which segments are compaction's, and the
+// newest of the others is the log's last, the one a writer may be appending
+// to.
 func (v *verifier) checkSegments() error {
-	for i, id := range v.segIDs {
-		v.checkSegment(id, i == len(v.segIDs)-1)
+	compacted := make(map[uint64]bool)
+	var lastLog uint64
+	for _, id := range v.segIDs {
+		switch h, err := readSegmentHeader(filepath.Join(v.dir, segment.FileName(id))); {
+		case err != nil:
+			// Damage or a file deleted meanwhile, which checkSegment
+			// reports, or a segment being created.
+		case h.Compacted():
+			compacted[id] = true
+		default:
+			lastLog = id
+		}
+	}
+	for _, id := range v.segIDs {
+		v.checkSegment(id, compacted[id], lastLog)
 	}
 	return nil
+}
+
+// readSegmentHeader reads and decodes the header of the segment file at path.
+func readSegmentHeader(path string) (segment.Header, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return segment.Header{}, err
+	}
+	defer f.Close()
+	b := make([]byte, segment.HeaderSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return segment.Header{}, err
+	}
+	return segment.DecodeHeader(b)
 }
 
 // record is what the hint check needs of a record found by the scan. key
@@ -264,9 +304,9 @@ type record struct {
 type span struct{ start, end int }
 
 // checkSegment checks one segment: header, records, and its hint if it has
-// one. last says whether it is the newest segment, the one a writer may be
-// appending to.
-func (v *verifier) checkSegment(id uint64, last bool) {
+// one. compacted says whether compaction wrote it, lastLog is the id of the
+// log's last segment.
+func (v *verifier) checkSegment(id uint64, compacted bool, lastLog uint64) {
 	name := segment.FileName(id)
 	f, err := os.OpenFile(filepath.Join(v.dir, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -280,7 +320,7 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 		return
 	}
 	defer f.Close()
-	if id < v.skipTo {
+	if !compacted && id < v.skipTo {
 		// Segments are checked in id order, so every seal of a segment
 		// before this one is known.
 		v.warn(name, -1, "orphan segment: the seal of segment %d says the log continues in segment %d, so a writer created this one "+
@@ -298,7 +338,9 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 	defer func() { v.progBase += size; v.prog.set(v.progBase) }()
 
 	if size < segment.HeaderSize {
-		if last {
+		// A roll or a compaction creates a segment with a higher id than
+		// the log's last.
+		if id > lastLog {
 			v.warn(name, 0, "%d bytes, shorter than a header: a write in flight, or a crash interrupted its creation (the next process to open the directory alone removes it)", size)
 		} else {
 			v.problem(name, 0, "%d bytes, shorter than a header", size)
@@ -334,7 +376,20 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 		return
 	}
 	defer m.Release()
-	recs, bad := v.scanRecords(id, m.Bytes(int(end)), last, hint != nil)
+	// The log's last segment may be appended to, and so may one that
+	// compaction has not finished: it writes the hint when it is done.
+	var tail tailKind
+	switch {
+	case hint != nil:
+		tail = tailSealed
+	case compacted:
+		tail = tailCompacting
+	case id == lastLog:
+		tail = tailLastLog
+	default:
+		tail = tailUnsealed
+	}
+	recs, bad := v.scanRecords(id, m.Bytes(int(end)), compacted, tail)
 	if hint != nil {
 		v.compareHint(hint, name, recs, bad)
 		if end < size {
@@ -343,12 +398,32 @@ func (v *verifier) checkSegment(id uint64, last bool) {
 	}
 }
 
+// tailKind says what the end of a segment may hold, and so how verify
+// judges bytes there that are not a whole record.
+type tailKind int
+
+const (
+	// tailSealed: its hint seals the segment; every byte up to the length
+	// the hint gives must be records.
+	tailSealed tailKind = iota
+	// tailLastLog: the log's last segment, which a writer may be appending
+	// to.
+	tailLastLog
+	// tailCompacting: a segment compaction wrote and has not finished (no
+	// hint yet), which it may be appending to.
+	tailCompacting
+	// tailUnsealed: a log segment before the last without a hint; a torn
+	// tail is what a kennel without seals, or a seal that could not be
+	// written, left.
+	tailUnsealed
+)
+
 // scanRecords checks every record of segment id's data (its bytes up to its
 // end or the length its hint seals), resynchronising past damage, and the
 // segment its seal, if any, says the log continues in. It returns the
-// records it found when sealed (their hint is compared with them), and the
-// stretches that hold no record.
-func (v *verifier) scanRecords(id uint64, data []byte, last, sealed bool) ([]record, []span) {
+// records it found when its hint seals it (the hint is compared with them),
+// and the stretches that hold no record.
+func (v *verifier) scanRecords(id uint64, data []byte, compacted bool, tail tailKind) ([]record, []span) {
 	name := segment.FileName(id)
 	var (
 		recs []record
@@ -360,7 +435,7 @@ func (v *verifier) scanRecords(id uint64, data []byte, last, sealed bool) ([]rec
 		for s.Next() {
 			n++
 			v.report.Records++
-			if sealed {
+			if tail == tailSealed {
 				r := s.Record()
 				recs = append(recs, record{off: s.Offset(), size: s.Size(), kind: r.Kind, key: r.Key, seq: r.Seq, expiry: r.Expiry})
 			}
@@ -369,6 +444,14 @@ func (v *verifier) scanRecords(id uint64, data []byte, last, sealed bool) ([]rec
 			}
 		}
 		stop, err := s.Stop()
+		if err == nil && s.Sealed() && compacted {
+			// Not part of the seal chain: its seal names nothing.
+			if stop < len(data) {
+				bad = append(bad, span{stop, len(data)})
+			}
+			v.problem(name, int64(stop-segment.SealRecordSize), "a seal record in a segment compaction wrote, which never holds one: readers take it for the end of the segment")
+			return recs, bad
+		}
 		if err == nil {
 			if s.Sealed() {
 				v.checkSeal(id, stop-segment.SealRecordSize, s.ContinuesIn())
@@ -389,16 +472,18 @@ func (v *verifier) scanRecords(id uint64, data []byte, last, sealed bool) ([]rec
 			continue
 		}
 		bad = append(bad, span{stop, len(data)})
-		tail := len(data) - stop
+		rest := len(data) - stop
 		switch {
-		case sealed:
-			v.problem(name, int64(stop), "%v; no record follows in the %d bytes its hint seals", err, tail)
-		case last:
-			v.warn(name, int64(stop), "torn tail of the last segment, %d bytes: a write in flight or cut by a crash (%v)", tail, err)
+		case tail == tailSealed:
+			v.problem(name, int64(stop), "%v; no record follows in the %d bytes its hint seals", err, rest)
+		case tail == tailLastLog:
+			v.warn(name, int64(stop), "torn tail of the last segment, %d bytes: a write in flight or cut by a crash (%v)", rest, err)
+		case tail == tailCompacting:
+			v.warn(name, int64(stop), "torn tail of a segment compaction has not finished, %d bytes: a copy in flight or cut when the compaction was interrupted (%v)", rest, err)
 		case segment.Torn(err):
-			v.warn(name, int64(stop), "the segment ends with a torn tail of %d bytes (%v)", tail, err)
+			v.warn(name, int64(stop), "the segment ends with a torn tail of %d bytes (%v)", rest, err)
 		default:
-			v.problem(name, int64(stop), "%v; no record follows in the last %d bytes", err, tail)
+			v.problem(name, int64(stop), "%v; no record follows in the last %d bytes", err, rest)
 		}
 		return recs, bad
 	}
@@ -453,6 +538,9 @@ func (v *verifier) checkState() error {
 	}
 	if st.writerDied {
 		v.warn(stateFile, -1, "%s", describeWriterDied(locks, h.Position))
+	}
+	if st.compactionInterrupted {
+		v.warn(stateFile, -1, "%s", describeCompactionInterrupted(locks))
 	}
 	if h.FailedSync != 0 {
 		v.warn(stateFile, -1, "an fdatasync of segment %d failed: what was written to it before may not survive a power cut (it is sealed, never synced or appended to again)",

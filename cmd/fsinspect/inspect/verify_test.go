@@ -27,7 +27,11 @@ func TestVerify(t *testing.T) { runScript(t, "verify") }
 // 44-byte seal), so segments 1 and 2 are sealed (3964 bytes: the last
 // record at 3776, the seal at 3920, naming segments 2 and 3; with hints)
 // and segment 3 is the last (6 records, 896 bytes). Seqs 1 to 27 are
-// segment 1's records, 28 its seal.
+// segment 1's records, 28 its seal. Cases about compaction start from a copy
+// of fixtureCompacted instead (see makeCompactedFixture): log segments 3
+// (sealed, naming 6) and 6 (the last, 17 records, 2480 bytes), and between
+// them segments 4 (16 records, 2336 bytes) and 5 (27 records, 3920 bytes),
+// which compaction wrote, with their hints.
 func TestVerifyFindings(t *testing.T) {
 	seg := func(id uint64) string { return segment.FileName(id) }
 	hint := func(id uint64) string { return segment.HintFileName(id) }
@@ -39,6 +43,7 @@ func TestVerifyFindings(t *testing.T) {
 	tests := []struct {
 		name   string
 		fill   fillOptions // zero: the default directory
+		base   string      // a fixture to start from instead of a fill
 		damage func(t *testing.T, dir string)
 		code   int
 		want   []want
@@ -165,8 +170,11 @@ func TestVerifyFindings(t *testing.T) {
 			want:   []want{{sevProblem, hint(1), 464, `the record at offset 464 of 0000000000000001.seg (key "key-0003", seq 4) is not in the hint`}},
 		},
 		{
+			// One byte later and one shorter, so that the next entry
+			// still starts where this one ends: a hint stores where each
+			// record starts as the gap after the one before.
 			name:   "hint entry naming no record",
-			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry { es[5].Offset++; return es }),
+			damage: editHint(1, func(es []segment.HintEntry) []segment.HintEntry { es[5].Offset++; es[5].Size--; return es }),
 			code:   exitFailed,
 			want: []want{
 				{sevProblem, hint(1), 753, `entry 5 (key "key-0005") names offset 753 of 0000000000000001.seg, where no record starts`},
@@ -312,6 +320,101 @@ func TestVerifyFindings(t *testing.T) {
 			want:   []want{{sevWarning, stateFile, -1, "an fdatasync of segment 2 failed"}},
 		},
 		{
+			name: "segments compaction wrote, between a seal and the segment it names",
+			base: fixtureCompacted,
+			code: exitOK,
+		},
+		{
+			name:   "flipped byte in a segment compaction wrote",
+			base:   fixtureCompacted,
+			damage: flip(seg(4), 100),
+			code:   exitFailed,
+			// The hint entry for 32 points into the damage: not reported twice.
+			want: []want{{sevProblem, seg(4), 32, "record checksum mismatch; 144 bytes skipped to the next record, at 176"}},
+		},
+		{
+			name:   "hint entry of a segment compaction wrote, with another seq",
+			base:   fixtureCompacted,
+			damage: editHint(4, func(es []segment.HintEntry) []segment.HintEntry { es[0].Seq++; return es }),
+			code:   exitFailed,
+			want:   []want{{sevProblem, hint(4), 32, "entry 0 does not match the record at offset 32 of 0000000000000004.seg: seq 13, record 12"}},
+		},
+		{
+			// A compaction writes the hint once it has finished the
+			// segment: until then it may be appending to it.
+			name:   "segment compaction wrote, without its hint",
+			base:   fixtureCompacted,
+			damage: remove(hint(5)),
+			code:   exitOK,
+		},
+		{
+			name: "torn tail of a segment compaction has not finished",
+			base: fixtureCompacted,
+			damage: func(t *testing.T, dir string) {
+				remove(hint(5))(t, dir)
+				tear(seg(5), 20)(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, seg(5), 3920, "torn tail of a segment compaction has not finished, 20 bytes: a copy in flight or cut when the compaction was interrupted"}},
+		},
+		{
+			name:   "bytes past the length the hint of a segment compaction wrote seals",
+			base:   fixtureCompacted,
+			damage: tear(seg(5), 20),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(5), 3920, "20 bytes past the length its hint seals are not records"}},
+		},
+		{
+			// Its seal must not make an orphan of segment 6.
+			name: "seal in a segment compaction wrote",
+			base: fixtureCompacted,
+			damage: func(t *testing.T, dir string) {
+				remove(hint(5))(t, dir)
+				writeAt(seg(5), 3920, sealBytes(100, 9))(t, dir)
+			},
+			code: exitFailed,
+			want: []want{{sevProblem, seg(5), 3920, "a seal record in a segment compaction wrote, which never holds one: readers take it for the end of the segment"}},
+		},
+		{
+			// The newest segment is compaction's: the log's last is still
+			// the one a torn tail is expected in.
+			name: "torn tail of the log's last segment, a compaction's newer",
+			base: fixtureCompacted,
+			damage: func(t *testing.T, dir string) {
+				b := segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion, Flags: segment.HeaderCompacted, ID: 7})
+				b = segment.AppendRecord(b, &segment.Record{Kind: segment.KindPut, Seq: 80, Key: []byte("key-0068"), Value: []byte("v")})
+				writeAt(seg(7), 0, b)(t, dir)
+				tear(seg(6), 20)(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, seg(6), 2480, "torn tail of the last segment, 20 bytes"}},
+		},
+		{
+			name:   "new segment shorter than a header, after a compaction's",
+			base:   fixtureCompacted,
+			damage: writeAt(seg(7), 0, []byte("kennel")),
+			code:   exitOK,
+			want:   []want{{sevWarning, seg(7), 0, "6 bytes, shorter than a header: a write in flight"}},
+		},
+		{
+			name:   "compaction interrupted",
+			base:   fixtureCompacted,
+			damage: editState(func(s *sharedstate.File) { s.SetCompacting(true) }),
+			code:   exitOK,
+			want: []want{{sevWarning, stateFile, -1, "the last compaction was interrupted (the compacting flag is set and no process holds the compaction lock: " +
+				"its process died, or the run failed or was closed mid-run): the next process to open the directory read-write recovers it"}},
+		},
+		{
+			name: "compaction interrupted while the directory is open",
+			base: fixtureCompacted,
+			damage: func(t *testing.T, dir string) {
+				openWriter(t, dir)
+				editState(func(s *sharedstate.File) { s.SetCompacting(true) })(t, dir)
+			},
+			code: exitOK,
+			want: []want{{sevWarning, stateFile, -1, "the next compaction reloads the directory before it rewrites anything"}},
+		},
+		{
 			name: "more findings in a file than are listed",
 			fill: fillOptions{n: 100, valueSize: 10}, // records of 54 bytes, 74 to a segment
 			damage: func(t *testing.T, dir string) {
@@ -326,11 +429,18 @@ func TestVerifyFindings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := tt.fill
-			if o.n == 0 {
-				o = fillOptions{n: 60}
+			var dir string
+			switch o := tt.fill; {
+			case tt.base != "":
+				dir = filepath.Join(t.TempDir(), "c")
+				if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "fixtures", tt.base))); err != nil {
+					t.Fatal(err)
+				}
+			case o.n == 0:
+				dir = testDir(t, fillOptions{n: 60})
+			default:
+				dir = testDir(t, o)
 			}
-			dir := testDir(t, o)
 			if tt.damage != nil {
 				tt.damage(t, dir)
 			}
@@ -401,10 +511,11 @@ func remove(name string) func(*testing.T, string) {
 	}
 }
 
-// openWriter opens the cache in dir read-write until the test ends.
+// openWriter opens the cache in dir read-write until the test ends, with
+// compaction off, so that the directory stays as the test made it.
 func openWriter(t *testing.T, dir string) {
 	t.Helper()
-	c, err := engine.Open(dir, engine.Options{})
+	c, err := engine.Open(dir, engine.Options{ManualCompaction: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -266,9 +265,7 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 		return loaded{}, false, fmt.Errorf("kennel: stat segment %d: %w", id, err)
 	}
 	size := fi.Size()
-	hdr := make([]byte, segment.HeaderSize)
-	n, _ := io.ReadFull(f, hdr)
-	h, herr := segment.DecodeHeader(hdr[:n])
+	h, herr := segment.ReadHeader(f)
 	if herr == nil && h.ID != id {
 		herr = fmt.Errorf("%w: header says segment %d", ErrCorrupt, h.ID)
 	}
@@ -525,15 +522,14 @@ type tomb struct {
 // segment: loading it reports why.
 func (c *Cache) compactedSegments(ids []uint64) map[uint64]bool {
 	compacted := make(map[uint64]bool)
-	hdr := make([]byte, segment.HeaderSize)
 	for _, id := range ids {
 		f, err := os.OpenFile(filepath.Join(c.dir, segment.FileName(id)), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			continue
 		}
-		n, _ := io.ReadFull(f, hdr)
+		h, err := segment.ReadHeader(f)
 		f.Close()
-		if h, err := segment.DecodeHeader(hdr[:n]); err == nil && h.Compacted() {
+		if err == nil && h.Compacted() {
 			compacted[id] = true
 		}
 	}

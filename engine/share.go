@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -330,14 +329,13 @@ func (c *Cache) mapSealed(id uint32) (*segment.Map, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("kennel: catch up with segment %d: %w", id, err)
 	}
-	hdr := make([]byte, segment.HeaderSize)
-	n, _ := io.ReadFull(f, hdr)
+	h, herr := segment.ReadHeader(f)
 	fi, err := f.Stat()
 	f.Close()
 	if err != nil {
 		return nil, 0, fmt.Errorf("kennel: catch up with segment %d: %w", id, err)
 	}
-	if h, err := segment.DecodeHeader(hdr[:n]); err == nil && h.Compacted() {
+	if herr == nil && h.Compacted() {
 		return nil, 0, nil
 	}
 	m, err := c.mapForCatchUp(id, fi.Size())

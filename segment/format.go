@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -126,6 +127,14 @@ func AppendHeader(dst []byte, h Header) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, h.Flags)
 	dst = binary.LittleEndian.AppendUint64(dst, h.ID)
 	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
+}
+
+// ReadHeader reads and decodes the header at the start of r (a segment
+// file opened for reading).
+func ReadHeader(r io.Reader) (Header, error) {
+	b := make([]byte, HeaderSize)
+	n, _ := io.ReadFull(r, b)
+	return DecodeHeader(b[:n])
 }
 
 // DecodeHeader checks magic, then version, then checksum, each with its own

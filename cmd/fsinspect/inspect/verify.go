@@ -283,11 +283,7 @@ func readSegmentHeader(path string) (segment.Header, error) {
 		return segment.Header{}, err
 	}
 	defer f.Close()
-	b := make([]byte, segment.HeaderSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return segment.Header{}, err
-	}
-	return segment.DecodeHeader(b)
+	return segment.ReadHeader(f)
 }
 
 // record is what the hint check needs of a record found by the scan. key

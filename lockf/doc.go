@@ -21,7 +21,7 @@
 // fcntl reads a length of 0 as "to the end of the file" and would lock every
 // key at once. The file is split in two regions, fixed by the on-disk
 // protocol: [0, ReservedLen) for named engine locks (AppendRange at offset 0,
-// CompactionRange at offset 1), and KeyRange's one-byte ranges from
+// CompactionRange 1, OpenRange 2, UsersRange 3, SidecarRange 4), and KeyRange's one-byte ranges from
 // KeyRegionStart on, placed by xxhash64 of the key. Two keys may share a byte;
 // that only makes them wait for each other (false sharing).
 //

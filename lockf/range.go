@@ -99,6 +99,7 @@ const (
 	compactionOffset int64 = 1
 	openOffset       int64 = 2
 	usersOffset      int64 = 3
+	sidecarOffset    int64 = 4
 )
 
 // AppendRange returns the range of the append lock, held exclusively while a
@@ -118,6 +119,13 @@ func OpenRange() Range { return Range{Start: openOffset, Len: 1} }
 // read-write holds, shared, for as long as it has it open (exclusive for
 // Options.Exclusive). An opener that can lock it exclusively is alone.
 func UsersRange() Range { return Range{Start: usersOffset, Len: 1} }
+
+// SidecarRange returns the range that guards sidecar files not yet in the
+// log: a writer holds it shared from the moment its sidecar file has its
+// name until the record that refers to it is published, and the process
+// deleting unreferenced sidecars holds it exclusively while it learns which
+// are referenced, so it never takes a file in flight for an orphan.
+func SidecarRange() Range { return Range{Start: sidecarOffset, Len: 1} }
 
 // KeyRange returns the one-byte range that stands for key, for the per-key
 // lock of GetOrCreate. It is a pure function of the key bytes (xxhash64 with

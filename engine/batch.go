@@ -74,7 +74,7 @@ func (c *Cache) Write(b *Batch) error {
 				t.ttl = c.opts.DefaultTTL
 			}
 			o.expiry = c.expiry(t.ttl)
-			if err = c.checkPut(o.key, o.value); err == nil {
+			if err = c.checkPut(o.key, o.value); err == nil && len(o.value) <= c.opts.InlineLimit {
 				o.value, o.codec = c.compress(o.value)
 			}
 		}
@@ -89,7 +89,12 @@ func (c *Cache) Write(b *Batch) error {
 		return nil
 	}
 	r := &request{ops: ops}
-	err := c.commit(r)
+	files, err := c.prepareBatchSidecars(ops)
+	if err == nil && len(files) > 0 {
+		err = c.storeSidecars(r, files)
+	} else if err == nil {
+		err = c.commit(r)
+	}
 	if err == nil {
 		for _, o := range b.ops {
 			if o.kind == segment.KindDelete {
@@ -100,4 +105,24 @@ func (c *Cache) Write(b *Batch) error {
 		}
 	}
 	return err
+}
+
+// prepareBatchSidecars writes the values of ops too large to be inline
+// into sidecar files, and turns their ops into put-sidecar ops.
+func (c *Cache) prepareBatchSidecars(ops []op) ([]sidecarFile, error) {
+	var files []sidecarFile
+	for i := range ops {
+		o := &ops[i]
+		if o.kind != segment.KindPut || len(o.value) <= c.opts.InlineLimit {
+			continue
+		}
+		f, err := c.prepareSidecar(o.key, fillFrom(o.value))
+		if err != nil {
+			c.removeSidecarFiles(files, 0)
+			return nil, fmt.Errorf("kennel: batch write %d: %w", i, err)
+		}
+		files = append(files, f)
+		*o = sidecarOp(o.key, f.desc, o.expiry, 0)
+	}
+	return files, nil
 }

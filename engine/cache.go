@@ -75,6 +75,12 @@ type Cache struct {
 	live    int64                // bytes of records the index points to
 	dead    int64                // bytes of records superseded, deleted or never live (tombstones)
 	withTTL int                  // index entries that carry an expiry
+	// sidecars holds the sidecar files the index's put-sidecar records
+	// name, with their sizes: the files compaction's sweep must keep.
+	sidecars map[segment.SidecarName]int64
+	// sidecarDirDirty says a sidecar file was named since the sidecar
+	// folder was last synced.
+	sidecarDirDirty atomic.Bool
 	// tombs holds the deleted keys whose older puts are still on disk, so
 	// that compaction keeps their tombstones while those puts exist.
 	tombs map[string]tomb
@@ -125,6 +131,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if err == nil && !opts.ReadOnly {
 		err = c.writeFormat()
 	}
+	if err == nil && !opts.ReadOnly {
+		err = c.openSidecarDir(first)
+	}
 	if err == nil {
 		err = c.load(first)
 	}
@@ -157,6 +166,7 @@ func (c *Cache) resetIndex() {
 	c.maps = make(map[uint32]*segment.Map)
 	c.usage = make(map[uint32]*segUsage)
 	c.tombs = make(map[string]tomb)
+	c.sidecars = make(map[segment.SidecarName]int64)
 	c.psegs = make(map[uint32]*compaction.Segment)
 	p, err := compaction.New(compaction.Config{Budget: c.opts.CacheSize})
 	if err != nil {
@@ -199,7 +209,7 @@ func (c *Cache) syncActiveLocked() error {
 		return fmt.Errorf("kennel: sync: an earlier sync of segment %d failed; it is sealed", c.active.ID())
 	}
 	c.dirty.Store(false)
-	if err := c.active.Sync(); err != nil {
+	if err := c.syncSegment(c.active); err != nil {
 		c.state.SetFailedSync(c.active.ID())
 		c.log.Error("sync failed; sealing segment", "segment", c.active.ID(), "err", err)
 		return fmt.Errorf("kennel: sync segment %d: %w", c.active.ID(), err)
@@ -231,7 +241,7 @@ func (c *Cache) syncLoop() {
 			if skip {
 				continue
 			}
-			if err := w.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			if err := c.syncSegment(w); err != nil && !errors.Is(err, os.ErrClosed) {
 				c.state.SetFailedSync(w.ID())
 				c.log.Error("interval sync failed; sealing segment", "segment", w.ID(), "err", err)
 			}
@@ -264,7 +274,7 @@ func (c *Cache) Close() error {
 	if c.active != nil {
 		mustRoll := c.mustRollLocked()
 		err = c.active.Flush()
-		if serr := c.active.Sync(); err == nil && !mustRoll {
+		if serr := c.syncSegment(c.active); err == nil && !mustRoll {
 			err = serr
 		}
 		if cerr := c.active.Close(); err == nil {

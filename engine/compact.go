@@ -64,10 +64,20 @@ type compactor struct {
 	outPS  *compaction.Segment
 	outCap int64
 
+	// sidecarsDropped says a put-sidecar record left the index since the
+	// last sweep; sidecarsWaiting that the last sweep left files waiting
+	// out their grace. Either makes the next compaction step sweep.
+	sidecarsDropped, sidecarsWaiting atomic.Bool
+	lastSweep                        time.Time // under mu
+
 	runs, rewritten, evicted atomic.Uint64
-	reclaimed, copied        atomic.Int64
+	reclaimed, copied, swept atomic.Int64
 	longestPause             atomic.Int64 // nanoseconds
 }
+
+// sweepPeriod is how often sidecar files waiting out their grace are
+// looked at again.
+const sweepPeriod = time.Second
 
 // noteAppended is called after a group is written: when a fraction of a
 // segment has been appended since the last check, the compactor looks at
@@ -242,6 +252,7 @@ func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
 		if err != nil {
 			return changed, err
 		}
+		c.maybeSweep(mode == runAll && steps == 0)
 		disk := dirBytes(c.dir)
 		c.compactor.disk.Store(disk)
 		// Evict down to a segment's worth under the budget, so the next
@@ -269,6 +280,19 @@ func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
 		}
 		changed = true
 	}
+}
+
+// maybeSweep sweeps the sidecar folder when files may be free to delete: a
+// put-sidecar record left the index since the last sweep, files were
+// waiting out their grace, or force. Callers hold the compactor's mu.
+func (c *Cache) maybeSweep(force bool) {
+	cp := &c.compactor
+	waited := cp.sidecarsWaiting.Load() && time.Since(cp.lastSweep) >= sweepPeriod
+	if !cp.sidecarsDropped.Swap(false) && !waited && !force {
+		return
+	}
+	cp.lastSweep = time.Now()
+	c.sweepSidecars()
 }
 
 // evictionVictim returns the segment the policy evicts next, sealing it
@@ -378,6 +402,7 @@ type victimRecord struct {
 	key       []byte
 	off, size uint32
 	seq       uint64
+	weight    int64 // size, plus a put-sidecar's file (see Cache.weight)
 }
 
 // reclaimSegment rewrites segment id: under an eviction the policy decides
@@ -405,7 +430,13 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 	for {
 		for s.Next() {
 			r := s.Record()
-			recs = append(recs, victimRecord{kind: r.Kind, key: r.Key, off: uint32(s.Offset()), size: uint32(s.Size()), seq: r.Seq})
+			weight := int64(s.Size())
+			if r.Kind == segment.KindPutSidecar {
+				if desc, err := segment.DecodeSidecar(r.Value); err == nil {
+					weight += desc.Size
+				}
+			}
+			recs = append(recs, victimRecord{kind: r.Kind, key: r.Key, off: uint32(s.Offset()), size: uint32(s.Size()), seq: r.Seq, weight: weight})
 		}
 		if _, err := s.Stop(); err == nil || s.Resync() < 0 {
 			break
@@ -436,7 +467,7 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 		recs = recs[n:]
 	}
 	// The copies must be durable before the only other copy goes.
-	if err := cp.out.Sync(); err != nil {
+	if err := c.syncSegment(cp.out); err != nil {
 		ev.Abort()
 		return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
 	}
@@ -495,7 +526,7 @@ func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *co
 		}
 		mv := move{r: r, cur: cur, what: dropPut}
 		if !cur.Expired(now) {
-			mv.d = ev.Decide(cur.Slot, xxhash.Sum64(r.key), int64(r.size))
+			mv.d = ev.Decide(cur.Slot, xxhash.Sum64(r.key), r.weight)
 		}
 		switch {
 		case mv.d.Keep:
@@ -535,7 +566,7 @@ func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *co
 			cur, _ := c.idx.Get(key) // still the record planned: nothing wrote meanwhile
 			moved := cur
 			moved.Seg, moved.Offset = outID, mv.to
-			moved.Slot = cp.outPS.AppendKept(int64(mv.r.size), mv.d)
+			moved.Slot = cp.outPS.AppendKept(mv.r.weight, mv.d)
 			c.idx.Put(moved)
 			c.forget(cur)
 			c.remember(moved)
@@ -649,7 +680,7 @@ func (c *Cache) finishOutput() error {
 		return nil
 	}
 	if err == nil {
-		err = w.Sync()
+		err = c.syncSegment(w)
 	}
 	w.Close()
 	if err != nil {

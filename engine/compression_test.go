@@ -34,6 +34,7 @@ func TestCompression(t *testing.T) {
 		{"min 100", engine.Options{CompressMinSize: 100}, map[string]segment.Codec{"c": segment.CodecS2, "i": segment.CodecNone, "s": segment.CodecS2, "C": segment.CodecS2, "I": segment.CodecNone}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.InlineLimit = 16 << 20 // every value inline: compression is for records
 			dir := t.TempDir()
 			values := map[string][]byte{"c": compressible, "i": incompressible, "s": small, "C": largeCompressible, "I": largeIncompressible}
 			c := openCache(t, dir, tc.opts)

@@ -27,7 +27,7 @@ const (
 
 // formatVersion is the directory format this kennel reads and writes. A
 // directory with another version is refused, never rewritten.
-const formatVersion = 3
+const formatVersion = 4
 
 // formatLine is the whole content of the format file.
 func formatLine(version int) []byte { return fmt.Appendf(nil, "kennel format %d\n", version) }

@@ -340,7 +340,7 @@ func TestOpenIncompatibleFormat(t *testing.T) {
 	c := openCache(t, dir, smallOptions())
 	mustSet(t, c, "k", "v")
 	mustClose(t, c)
-	for _, version := range []string{"1", "2", "4"} { // older (no seals, flock; no compacted segments) and newer
+	for _, version := range []string{"1", "2", "3", "5"} { // older (no seals, flock; no compacted segments; no sidecars) and newer
 		if err := os.WriteFile(filepath.Join(dir, "KENNEL"), []byte("kennel format "+version+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}

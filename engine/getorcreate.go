@@ -154,21 +154,10 @@ func (c *Cache) createAndStore(ctx context.Context, key []byte, create func(cont
 
 // getFresh is Get that also says whether the value is stale.
 func (c *Cache) getFresh(key []byte) (v []byte, stale bool, err error) {
-	if err := c.rlockCurrent(); err != nil {
-		return nil, false, err
-	}
-	defer c.mu.RUnlock()
-	e, ok := c.idx.Get(key)
-	if !ok || (e.Expiry != 0 && e.Expired(c.now())) {
-		c.misses.Add(1)
-		return nil, false, ErrNotFound
-	}
-	v, fresh, err := c.valueLocked(c.maps, &e, key)
+	v, fresh, err := c.get(key)
 	if err != nil {
 		return nil, false, err
 	}
-	c.touchLocked(&e)
-	c.hits.Add(1)
 	return v, fresh != 0 && c.now() >= fresh, nil
 }
 

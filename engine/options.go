@@ -107,8 +107,23 @@ type Options struct {
 	// MaxKeySize bounds key length. Default 4 KiB; at most 64 KiB.
 	MaxKeySize int
 
-	// MaxValueSize bounds value length. Default 64 MiB; at most 1 GiB.
+	// MaxValueSize bounds the length of a value given as a byte slice.
+	// Default 64 MiB; at most 1 GiB. Values streamed in with SetReader or
+	// SetFile are bounded by CacheSize alone.
 	MaxValueSize int
+
+	// InlineLimit is the largest value stored inside a segment record;
+	// larger ones get a sidecar file of their own, read back by Get as
+	// if inline. Default 64 KiB (see README: below it a record is cheaper,
+	// above it a file is). Negative: every value goes to a sidecar file.
+	InlineLimit int
+
+	// SidecarGrace is how long a sidecar file stays on disk after its value
+	// is gone (overwritten, deleted, expired or evicted), counted from when
+	// it was written or its path last handed out (Handle.Path), so that a
+	// program given the path can still open it. Its bytes count against
+	// CacheSize meanwhile. Default 5 minutes; negative: no grace.
+	SidecarGrace time.Duration
 
 	// FileMode is the permission of files kennel creates. Default 0600;
 	// the directory gets the same bits plus search (x) where read is set.
@@ -149,6 +164,8 @@ const (
 	defaultMaxKeySize         = 4 << 10
 	defaultCompressMin        = 1 << 10
 	defaultMaxValueSize       = 64 << 20
+	defaultInlineLimit        = 64 << 10
+	defaultSidecarGrace       = 5 * time.Minute
 	defaultFileMode           = 0o600
 
 	// minSegmentSize keeps tests able to roll often while leaving room for
@@ -181,6 +198,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxValueSize == 0 {
 		o.MaxValueSize = defaultMaxValueSize
+	}
+	if o.InlineLimit == 0 {
+		o.InlineLimit = defaultInlineLimit
+	}
+	if o.SidecarGrace == 0 {
+		o.SidecarGrace = defaultSidecarGrace
 	}
 	if o.FileMode == 0 {
 		o.FileMode = defaultFileMode

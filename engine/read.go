@@ -2,7 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"runtime/debug"
 
 	"github.com/klauspost/compress/s2"
@@ -13,28 +15,58 @@ import (
 
 // Get returns a copy of the value stored under key, or ErrNotFound. The
 // record is checked before its value is returned: checksum, and that it holds
-// key; damage gives ErrCorrupt, never a wrong value.
+// key; damage gives ErrCorrupt, never a wrong value. A value kept in a
+// sidecar file is read whole and checked against its record's size and
+// checksum.
 func (c *Cache) Get(key []byte) ([]byte, error) {
 	if err := c.checkKey(key); err != nil {
 		return nil, err
 	}
-	if err := c.rlockCurrent(); err != nil {
-		return nil, err
+	v, _, err := c.get(key)
+	return v, err
+}
+
+// get returns key's value and when it turns stale (0: fresh until it
+// expires).
+func (c *Cache) get(key []byte) ([]byte, int64, error) {
+	for {
+		e, st, err := c.lookup(key)
+		if err != nil {
+			return nil, 0, err
+		}
+		if st.side != nil {
+			st.value, err = c.readSidecar(st.side)
+			if errors.Is(err, fs.ErrNotExist) {
+				if c.superseded(key, &e) {
+					continue // overwritten, and the old file swept, since the lookup
+				}
+				err = c.missingSidecar(key, st.side)
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+		}
+		c.hits.Add(1)
+		return st.value, st.fresh, nil
 	}
+}
+
+// lookup finds key's entry and reads its record: the value if it is
+// inline, its sidecar's descriptor if not. A sidecar file is read by the
+// caller, without the index lock.
+func (c *Cache) lookup(key []byte) (index.Entry, stored, error) {
+	if err := c.rlockCurrent(); err != nil {
+		return index.Entry{}, stored{}, err
+	}
+	defer c.mu.RUnlock()
 	e, ok := c.idx.Get(key)
 	if !ok || (e.Expiry != 0 && e.Expired(c.now())) {
-		c.mu.RUnlock()
 		c.misses.Add(1)
-		return nil, ErrNotFound
+		return e, stored{}, ErrNotFound
 	}
-	v, _, err := c.valueLocked(c.maps, &e, key)
+	st, err := c.valueLocked(c.maps, &e, key)
 	c.touchLocked(&e)
-	c.mu.RUnlock()
-	if err != nil {
-		return nil, err
-	}
-	c.hits.Add(1)
-	return v, nil
+	return e, st, err
 }
 
 // touchLocked tells the eviction policy that e's record was read: it takes
@@ -59,15 +91,24 @@ func (c *Cache) Has(key []byte) (bool, error) {
 	return ok && (e.Expiry == 0 || !e.Expired(c.now())), nil
 }
 
-// valueLocked reads, checks and copies out the value e points to, with the
-// time it turns stale (0: fresh until it expires). The caller holds mu
-// shared, or references on the mappings it passes.
+// stored is what a record holds: an inline value, or the descriptor of the
+// sidecar file that holds it; and when it turns stale (0: fresh until it
+// expires).
+type stored struct {
+	value []byte
+	side  *segment.Sidecar
+	fresh int64
+}
+
+// valueLocked reads and checks the record e points to and copies out its
+// value or sidecar descriptor. The caller holds mu shared, or references on
+// the mappings it passes.
 //
 // kennel never truncates a segment, but another program might: reading a
 // mapped page that the file no longer covers raises SIGBUS, which would
 // kill the process. The read runs with the runtime's panic-on-fault set, and
 // such a fault becomes ErrCorrupt for this read alone.
-func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (v []byte, fresh int64, err error) {
+func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (st stored, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		r := recover()
@@ -78,7 +119,7 @@ func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []
 			err = fmt.Errorf("%w: segment %d offset %d: memory fault at %#x: the file is shorter than its records",
 				ErrCorrupt, e.Seg, e.Offset, fault.Addr())
 			c.reportCorrupt("segment file cut short under a reader", "segment", e.Seg, "offset", e.Offset)
-			v, fresh = nil, 0
+			st = stored{}
 			return
 		}
 		panic(r)
@@ -86,10 +127,10 @@ func (c *Cache) valueLocked(maps map[uint32]*segment.Map, e *index.Entry, key []
 	return c.readValue(maps, e, key)
 }
 
-func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []byte) ([]byte, int64, error) {
+func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []byte) (stored, error) {
 	m := maps[e.Seg]
 	if m == nil {
-		return nil, 0, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)
+		return stored{}, fmt.Errorf("%w: key %q: segment %d is not mapped", ErrCorrupt, key, e.Seg)
 	}
 	rec, err := m.Record(e.Offset, e.Size)
 	if err == nil && (!bytes.Equal(rec.Key, key) || rec.Kind != segment.Kind(e.Kind)) {
@@ -97,22 +138,28 @@ func (c *Cache) readValue(maps map[uint32]*segment.Map, e *index.Entry, key []by
 	}
 	if err != nil {
 		c.reportCorrupt("damaged record", "segment", e.Seg, "offset", e.Offset, "err", err)
-		return nil, 0, fmt.Errorf("kennel: get %q: %w", key, err)
+		return stored{}, fmt.Errorf("kennel: get %q: %w", key, err)
 	}
-	switch rec.Codec {
-	case segment.CodecS2:
+	st := stored{fresh: rec.Fresh}
+	switch {
+	case rec.Kind == segment.KindPutSidecar:
+		desc, err := segment.DecodeSidecar(rec.Value)
+		if err != nil {
+			return stored{}, fmt.Errorf("kennel: get %q: segment %d offset %d: %w", key, e.Seg, e.Offset, err)
+		}
+		st.side = &desc
+	case rec.Codec == segment.CodecS2:
 		n, err := s2.DecodedLen(rec.Value)
 		if err != nil || n > segment.MaxValueLen {
-			return nil, 0, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
+			return stored{}, fmt.Errorf("%w: segment %d offset %d: bad compressed value", ErrCorrupt, e.Seg, e.Offset)
 		}
-		v, err := s2.Decode(make([]byte, n), rec.Value)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: segment %d offset %d: %v", ErrCorrupt, e.Seg, e.Offset, err)
+		if st.value, err = s2.Decode(make([]byte, n), rec.Value); err != nil {
+			return stored{}, fmt.Errorf("%w: segment %d offset %d: %v", ErrCorrupt, e.Seg, e.Offset, err)
 		}
-		return v, rec.Fresh, nil
 	default:
-		return bytes.Clone(rec.Value), rec.Fresh, nil
+		st.value = bytes.Clone(rec.Value)
 	}
+	return st, nil
 }
 
 // Scan calls fn with each key that starts with prefix and has a value, in
@@ -130,9 +177,19 @@ func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
 			return true
 		}
 		key := e.Key()
-		var v []byte
-		if v, _, err = c.valueLocked(snap.maps, &e, key); err == nil {
-			err = fn(key, v)
+		var st stored
+		if st, err = c.valueLocked(snap.maps, &e, key); err == nil && st.side != nil {
+			st.value, err = c.readSidecar(st.side)
+			if errors.Is(err, fs.ErrNotExist) {
+				if c.superseded(key, &e) {
+					err = nil
+					return true // overwritten during the scan, and the old file swept
+				}
+				err = c.missingSidecar(key, st.side)
+			}
+		}
+		if err == nil {
+			err = fn(key, st.value)
 		}
 		return err == nil
 	})

@@ -478,17 +478,22 @@ func (c *Cache) buildIndex(rb *rebuild) {
 		}
 		win := recs[j-1].entry
 		older := 0
-		for _, r := range recs[i : j-1] {
-			c.addDead(r.entry.Seg, r.entry.Size)
-			ps := c.psegs[r.entry.Seg]
-			ps.Kill(ps.Append(int64(r.entry.Size)), int64(r.entry.Size))
-			older += isPut(r.entry.Kind)
+		for k := range recs[i : j-1] {
+			r := &recs[i+k].entry
+			c.addDead(r.Seg, r.Size)
+			w := c.weight(r)
+			c.usage[r.Seg].side += w - int64(r.Size)
+			ps := c.psegs[r.Seg]
+			ps.Kill(ps.Append(w), w)
+			older += isPut(r.Kind)
 		}
 		ps := c.psegs[win.Seg]
-		win.Slot = ps.Append(int64(win.Size))
+		w := c.weight(&win)
+		c.usage[win.Seg].side += w - int64(win.Size)
+		win.Slot = ps.Append(w)
 		win.Older = addOlder(0, older)
 		if segment.Kind(win.Kind) == segment.KindDelete {
-			ps.Kill(win.Slot, int64(win.Size))
+			ps.Kill(win.Slot, w)
 			c.addDead(win.Seg, win.Size)
 			if older > 0 {
 				c.setTomb(string(win.Key()), tomb{seg: win.Seg, off: win.Offset, size: win.Size, older: win.Older})
@@ -542,6 +547,7 @@ type segUsage struct {
 	live     int64 // bytes of records the index points to
 	dead     int64 // bytes of the other records
 	tombs    int64 // of dead: tombstones compaction must keep (see tomb)
+	side     int64 // bytes of the sidecar files its put-sidecar records name
 	liveKeys int
 }
 
@@ -558,6 +564,11 @@ func (c *Cache) remember(e index.Entry) {
 	if e.Expiry != 0 {
 		c.withTTL++
 	}
+	if segment.Kind(e.Kind) == segment.KindPutSidecar {
+		if desc, ok := c.sidecarAt(&e); ok {
+			c.sidecars[desc.Name] = desc.Size
+		}
+	}
 }
 
 func (c *Cache) forget(e index.Entry) {
@@ -568,6 +579,12 @@ func (c *Cache) forget(e index.Entry) {
 	c.addDead(e.Seg, e.Size)
 	if e.Expiry != 0 {
 		c.withTTL--
+	}
+	if segment.Kind(e.Kind) == segment.KindPutSidecar {
+		if desc, ok := c.sidecarAt(&e); ok {
+			delete(c.sidecars, desc.Name)
+			c.compactor.sidecarsDropped.Store(true)
+		}
 	}
 }
 

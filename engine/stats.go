@@ -2,7 +2,10 @@ package engine
 
 import (
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/kennel-cache/kennel/segment"
 )
 
 // Stats is a snapshot of a cache's contents and activity since Open.
@@ -28,6 +31,10 @@ type Stats struct {
 	ReclaimedBytes int64         // bytes of the segments reclaimed
 	CopiedBytes    int64         // bytes copied forward into new segments
 	LongestPause   time.Duration // longest hold of the index lock by compaction
+
+	SidecarFiles int   // values kept in sidecar files
+	SidecarBytes int64 // their bytes
+	SweptBytes   int64 // bytes of sidecar files deleted by this process's sweeps
 }
 
 // Stats returns current statistics. It reads the directory to size it.
@@ -55,14 +62,25 @@ func (c *Cache) Stats() Stats {
 		ReclaimedBytes: c.compactor.reclaimed.Load(),
 		CopiedBytes:    c.compactor.copied.Load(),
 		LongestPause:   time.Duration(c.compactor.longestPause.Load()),
+
+		SidecarFiles: len(c.sidecars),
+		SweptBytes:   c.compactor.swept.Load(),
+	}
+	for _, size := range c.sidecars {
+		s.SidecarBytes += size
 	}
 	c.mu.RUnlock()
 	s.DiskBytes = dirBytes(c.dir)
 	return s
 }
 
-// dirBytes adds up the sizes of the directory's regular files.
+// dirBytes adds up the sizes of the regular files in the directory and its
+// sidecar folder.
 func dirBytes(dir string) int64 {
+	return filesBytes(dir) + filesBytes(filepath.Join(dir, segment.SidecarDir))
+}
+
+func filesBytes(dir string) int64 {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0

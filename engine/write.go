@@ -25,6 +25,7 @@ type op struct {
 	value  []byte
 	expiry int64 // unix nanos; 0 = never
 	fresh  int64 // unix nanos when the value turns stale; 0 = fresh until it expires
+	side   int64 // for a put-sidecar, the size of its file
 }
 
 // request is one caller's writes. A group-commit leader writes many
@@ -76,6 +77,9 @@ func (c *Cache) store(key, value []byte, expiry, fresh int64) error {
 	if err := c.checkPut(key, value); err != nil {
 		return err
 	}
+	if len(value) > c.opts.InlineLimit {
+		return c.counted(c.storeSidecar(key, value, expiry, fresh))
+	}
 	r := requestPool.Get().(*request)
 	stored, codec := c.compress(value)
 	r.one[0] = op{kind: segment.KindPut, codec: codec, key: key, value: stored, expiry: expiry, fresh: fresh}
@@ -83,10 +87,7 @@ func (c *Cache) store(key, value []byte, expiry, fresh int64) error {
 	err := c.commit(r)
 	*r = request{}
 	requestPool.Put(r)
-	if err == nil {
-		c.sets.Add(1)
-	}
-	return err
+	return c.counted(err)
 }
 
 // Delete removes key. Deleting an absent key is not an error.
@@ -210,7 +211,7 @@ func (c *Cache) writeGroupLocked(group []*request) {
 		c.mu.Lock()
 		for i := range written {
 			c.applyLocked(&written[i])
-			bytes += int64(written[i].entry.Size)
+			bytes += int64(written[i].entry.Size) + written[i].op.side
 		}
 		c.mu.Unlock()
 		if c.opts.Sync != SyncAlways {
@@ -238,18 +239,20 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 		n += len(r.ops)
 	}
 	seq := c.state.TakeSeqs(uint64(n))
-	room := c.activeRoomLocked()
+	room, side := c.activeRoomLocked()
 	for _, r := range group {
 		for i := range r.ops {
 			o := &r.ops[i]
 			rec := segment.Record{Kind: o.kind, Codec: o.codec, Seq: seq, Expiry: o.expiry, Fresh: o.fresh, Key: o.key, Value: o.value}
 			size := int64(rec.Size())
-			// Roll when the segment is full, and also when the record
+			// Roll when the segment is full (counting the sidecar files
+			// its records refer to, so that evicting a segment frees
+			// about a segment's worth of bytes), and also when the record
 			// would end past the active segment's mapping (a record larger
 			// than a segment as the first of a segment): it could not be
 			// read back.
 			if used := c.active.Size() + int64(c.active.Buffered()); used+size > room ||
-				(used > segment.HeaderSize && used+size > c.logSegmentSize) {
+				(used > segment.HeaderSize && used+side+size+o.side > c.logSegmentSize) {
 				if err := c.active.Flush(); err != nil {
 					return c.writeError(err)
 				}
@@ -257,9 +260,10 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 				if err := c.rollLocked(size); err != nil {
 					return err
 				}
-				room = c.activeRoomLocked()
+				room, side = c.activeRoomLocked()
 			}
 			off := c.active.Append(&rec)
+			side += o.side
 			seq++
 			p := pending{req: r, op: o}
 			if o.kind != segment.KindDelete {
@@ -282,12 +286,14 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 }
 
 // activeRoomLocked returns how many bytes of the active segment records may
-// fill: every record must end within the mapping, and room is kept for the
-// seal that ends the segment. Callers hold writeMu.
-func (c *Cache) activeRoomLocked() int64 {
+// fill (every record must end within the mapping, and room is kept for the
+// seal that ends the segment), and the bytes of the sidecar files its
+// records refer to. Callers hold writeMu.
+func (c *Cache) activeRoomLocked() (room, side int64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return int64(c.maps[uint32(c.active.ID())].Len()) - segment.SealRecordSize
+	id := uint32(c.active.ID())
+	return int64(c.maps[id].Len()) - segment.SealRecordSize, c.usage[id].side
 }
 
 func (c *Cache) writeError(err error) error {
@@ -313,10 +319,12 @@ func (c *Cache) applyLocked(p *pending) {
 func (c *Cache) applyRecord(kind segment.Kind, e *index.Entry, key []byte) {
 	u := c.usage[e.Seg]
 	u.end = max(u.end, int64(e.Offset)+int64(e.Size))
+	w := c.weight(e)
+	u.side += w - int64(e.Size)
 	ps := c.psegs[e.Seg]
-	slot := ps.Append(int64(e.Size))
+	slot := ps.Append(w)
 	if kind == segment.KindDelete {
-		ps.Kill(slot, int64(e.Size))
+		ps.Kill(slot, w)
 		c.addDead(e.Seg, e.Size)
 		older := uint8(0)
 		if old, ok := c.idx.Delete(key); ok {
@@ -380,7 +388,7 @@ func (c *Cache) rollLocked(need int64) error {
 		c.log.Error("cannot write the seal of a segment; readers stop at its end", "segment", old.ID(), "err", err)
 	}
 	if !c.mustRollLocked() {
-		if err := old.Sync(); err != nil {
+		if err := c.syncSegment(old); err != nil {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}

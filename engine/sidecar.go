@@ -1,0 +1,620 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/lockf"
+	"github.com/kennel-cache/kennel/segment"
+)
+
+// This file keeps large values in sidecar files: one file per value in the
+// directory's sidecars folder, holding exactly the value's bytes, referred
+// to by a put-sidecar record in the log (segment.Sidecar: name, size, and
+// a checksum unless the file was moved in).
+//
+// A sidecar gets its name by rename(2) (RENAME_NOREPLACE), after its bytes
+// are written (and, unless Options.Sync is SyncNever, synced); its record
+// is appended after that, so a record never names a file that is not whole.
+// The rename into the folder is made durable before any segment sync that
+// could make the record durable (syncSegment).
+//
+// A file is never changed once named. When its value goes (overwritten,
+// deleted, expired or evicted), compaction's sweep deletes the file, but
+// only once its ctime is SidecarGrace in the past: the ctime is set when
+// the file is named and again whenever Handle.Path hands its path out, so
+// a path given to another program stays readable by name meanwhile. A
+// handle keeps its file open, so it reads on whatever happens to the name.
+
+// SetOption adjusts one SetFile or SetReader call.
+type SetOption func(*setOptions)
+
+type setOptions struct {
+	ttl     time.Duration
+	ttlSet  bool
+	movable bool
+}
+
+// WithTTL makes the value expire ttl from now (0: never) instead of after
+// Options.DefaultTTL.
+func WithTTL(ttl time.Duration) SetOption {
+	return func(o *setOptions) { o.ttl, o.ttlSet = ttl, true }
+}
+
+// Movable lets SetFile move the file into the cache by rename instead of
+// copying it (dogpile.cache's file_movable): the path is gone afterwards.
+// The move happens only when the file is a regular file of this user with
+// no other hard link, on the cache's filesystem; otherwise it is copied.
+func Movable() SetOption { return func(o *setOptions) { o.movable = true } }
+
+func (c *Cache) setOptions(opts []SetOption) (setOptions, error) {
+	o := setOptions{ttl: c.opts.DefaultTTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.ttl < 0 {
+		return o, fmt.Errorf("%w: %v", ErrInvalidTTL, o.ttl)
+	}
+	return o, nil
+}
+
+// SetFile stores the contents of the file at path under key, as a sidecar
+// file: copied, or moved in by rename with Movable. The value can be as
+// large as the budget (Options.CacheSize). A move costs the same whatever
+// the size; its file is checked by size on every read, a copied one also by
+// checksum.
+func (c *Cache) SetFile(key []byte, path string, opts ...SetOption) error {
+	o, err := c.checkSidecarWrite(key, opts)
+	if err != nil {
+		return err
+	}
+	if o.movable {
+		done, err := c.moveFile(key, path, o)
+		if done || err != nil {
+			return c.counted(err)
+		}
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("kennel: set %q from file: %w", key, err)
+	}
+	defer src.Close()
+	return c.counted(c.copySidecar(key, src, c.expiry(o.ttl), 0))
+}
+
+// counted counts a successful write.
+func (c *Cache) counted(err error) error {
+	if err == nil {
+		c.sets.Add(1)
+	}
+	return err
+}
+
+// SetReader stores what r yields, up to io.EOF, under key as a sidecar file.
+// The bytes are streamed to disk through a fixed buffer, never held whole
+// in memory. If r fails, nothing is stored and its error is returned.
+func (c *Cache) SetReader(key []byte, r io.Reader, opts ...SetOption) error {
+	o, err := c.checkSidecarWrite(key, opts)
+	if err != nil {
+		return err
+	}
+	return c.counted(c.copySidecar(key, r, c.expiry(o.ttl), 0))
+}
+
+func (c *Cache) checkSidecarWrite(key []byte, opts []SetOption) (setOptions, error) {
+	if c.opts.ReadOnly {
+		return setOptions{}, ErrReadOnly
+	}
+	if c.closed.Load() {
+		return setOptions{}, ErrClosed
+	}
+	if err := c.checkKey(key); err != nil {
+		return setOptions{}, err
+	}
+	return c.setOptions(opts)
+}
+
+// sidecarDir returns the path of the sidecar folder.
+func (c *Cache) sidecarDir() string { return filepath.Join(c.dir, segment.SidecarDir) }
+
+// sidecarPath returns the path of the sidecar file n.
+func (c *Cache) sidecarPath(n segment.SidecarName) string {
+	return filepath.Join(c.dir, segment.SidecarDir, n.String())
+}
+
+// copyBufferSize is the buffer a streamed value goes through: large enough
+// that the system calls cost little beside the copy.
+const copyBufferSize = 1 << 20
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// copySidecar streams r into a new sidecar file and stores it under key.
+func (c *Cache) copySidecar(key []byte, r io.Reader, expiry, fresh int64) error {
+	file, err := c.prepareSidecar(key, func(f *os.File) (int64, uint64, error) {
+		bp := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(bp)
+		buf := *bp
+		h := xxhash.New()
+		var n int64
+		for {
+			k, rerr := r.Read(buf)
+			if k > 0 {
+				if n += int64(k); n > c.opts.CacheSize {
+					return n, 0, fmt.Errorf("%w: more than the budget of %d bytes", ErrValueTooLarge, c.opts.CacheSize)
+				}
+				h.Write(buf[:k])
+				if _, err := f.Write(buf[:k]); err != nil {
+					return n, 0, err
+				}
+			}
+			if rerr == io.EOF {
+				return n, h.Sum64(), nil
+			}
+			if rerr != nil {
+				return n, 0, fmt.Errorf("kennel: reading the value: %w", rerr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return c.storeSidecars(sidecarRequest(key, file.desc, expiry, fresh), []sidecarFile{file})
+}
+
+// storeSidecar stores value, already in memory, as a sidecar file.
+func (c *Cache) storeSidecar(key, value []byte, expiry, fresh int64) error {
+	file, err := c.prepareSidecar(key, fillFrom(value))
+	if err != nil {
+		return err
+	}
+	return c.storeSidecars(sidecarRequest(key, file.desc, expiry, fresh), []sidecarFile{file})
+}
+
+// fillFrom writes a value held in memory into a sidecar file.
+func fillFrom(value []byte) func(*os.File) (int64, uint64, error) {
+	return func(f *os.File) (int64, uint64, error) {
+		_, err := f.Write(value)
+		return int64(len(value)), xxhash.Sum64(value), err
+	}
+}
+
+// sidecarRequest returns a request for one put-sidecar record.
+func sidecarRequest(key []byte, desc segment.Sidecar, expiry, fresh int64) *request {
+	r := &request{}
+	r.one[0] = sidecarOp(key, desc, expiry, fresh)
+	r.ops = r.one[:]
+	return r
+}
+
+func sidecarOp(key []byte, desc segment.Sidecar, expiry, fresh int64) op {
+	return op{kind: segment.KindPutSidecar, key: key, value: segment.AppendSidecar(nil, desc), expiry: expiry, fresh: fresh, side: desc.Size}
+}
+
+// sidecarFile is a sidecar file on its way in: written to tmp, to be
+// renamed to its name; tmp is empty for a file moved in, already named.
+type sidecarFile struct {
+	tmp  string
+	desc segment.Sidecar
+}
+
+// prepareSidecar writes a value into a temporary file with fill (which
+// returns its size and checksum) and syncs it as the sync policy says.
+func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, error)) (sidecarFile, error) {
+	c.waitForRoom()
+	f, err := os.CreateTemp(c.sidecarDir(), "value"+segment.TempInfix+"*")
+	if err != nil {
+		return sidecarFile{}, fmt.Errorf("kennel: set %q: create sidecar: %w", key, err)
+	}
+	tmp := f.Name()
+	size, sum, err := fill(f)
+	if err == nil && c.opts.FileMode != 0o600 {
+		err = f.Chmod(c.opts.FileMode) // CreateTemp makes 0600 files
+	}
+	if err == nil {
+		err = c.syncSidecarFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return sidecarFile{}, fmt.Errorf("kennel: set %q: write sidecar: %w", key, err)
+	}
+	return sidecarFile{tmp: tmp, desc: segment.Sidecar{Name: segment.NewSidecarName(), Size: size, Sum: sum, Hashed: true}}, nil
+}
+
+// moveFile moves the file at path into the cache and stores it under key.
+// It reports done=false, with nothing changed, when the file must be
+// copied instead: not a regular file of this user with one link, or on
+// another filesystem.
+func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false, fmt.Errorf("kennel: set %q from file: %w", key, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || !ok || st.Nlink != 1 || int(st.Uid) != os.Geteuid() {
+		return false, nil
+	}
+	desc := segment.Sidecar{Name: segment.NewSidecarName(), Size: fi.Size()}
+	held, err := c.holdSidecars()
+	if err != nil {
+		return false, err
+	}
+	defer held.Unlock()
+	final := c.sidecarPath(desc.Name)
+	if err := renameNoReplace(path, final); errors.Is(err, unix.EXDEV) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
+	}
+	// The checks above were made on the path; check what was moved.
+	f, err := os.OpenFile(final, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err == nil {
+		err = c.adoptMoved(f, &desc)
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(final)
+		return true, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
+	}
+	return true, c.publishSidecars(sidecarRequest(key, desc, c.expiry(o.ttl), 0), []sidecarFile{{desc: desc}})
+}
+
+// adoptMoved checks a file moved in, gives it the cache's file mode and
+// syncs it.
+func (c *Cache) adoptMoved(f *os.File, desc *segment.Sidecar) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	desc.Size = fi.Size()
+	if err := f.Chmod(c.opts.FileMode); err != nil {
+		return err
+	}
+	return c.syncSidecarFile(f)
+}
+
+// syncSidecarFile makes a sidecar's bytes durable before it is named,
+// unless the sync policy leaves durability to the operating system.
+func (c *Cache) syncSidecarFile(f *os.File) error {
+	if c.opts.Sync == SyncNever {
+		return nil
+	}
+	return ignoringEINTR(func() error { return unix.Fdatasync(int(f.Fd())) })
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// storeSidecars names the files (renaming each from its temporary name)
+// and writes r, whose ops refer to them, under the sidecar lock.
+func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
+	held, err := c.holdSidecars()
+	if err != nil {
+		c.removeSidecarFiles(files, 0)
+		return err
+	}
+	defer held.Unlock()
+	for i, f := range files {
+		if err := renameNoReplace(f.tmp, c.sidecarPath(f.desc.Name)); err != nil {
+			c.removeSidecarFiles(files, i)
+			return fmt.Errorf("kennel: name sidecar: %w", err)
+		}
+		files[i].tmp = ""
+	}
+	return c.publishSidecars(r, files)
+}
+
+// removeSidecarFiles deletes files that will not be stored: those before
+// named ones by name, the others by their temporary name.
+func (c *Cache) removeSidecarFiles(files []sidecarFile, named int) {
+	for i, f := range files {
+		if i < named || f.tmp == "" {
+			os.Remove(c.sidecarPath(f.desc.Name))
+		} else {
+			os.Remove(f.tmp)
+		}
+	}
+}
+
+// holdSidecars takes the sidecar lock shared: the sweep does not judge
+// which files are referenced while a file is named but its record not yet
+// published.
+func (c *Cache) holdSidecars() (*lockf.Held, error) {
+	held, err := c.locks.Lock(context.Background(), lockf.SidecarRange(), lockf.Shared)
+	if err != nil {
+		return nil, c.closedOr(fmt.Errorf("kennel: take the sidecar lock: %w", err))
+	}
+	return held, nil
+}
+
+// publishSidecars makes the names of files durable as the sync policy
+// says, then writes r. If r cannot be written, the files go. Callers hold
+// the sidecar lock.
+func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
+	c.sidecarDirDirty.Store(true)
+	var err error
+	if c.opts.Sync == SyncAlways {
+		if err = c.syncSidecarDir(); err != nil {
+			err = fmt.Errorf("kennel: sync sidecar folder: %w", err)
+		}
+	}
+	if err == nil {
+		err = c.commit(r)
+	}
+	if err != nil {
+		c.removeSidecarFiles(files, len(files))
+		return err
+	}
+	return nil
+}
+
+// syncSidecarDir syncs the sidecar folder if a file was named in it since
+// the last sync. Every segment sync calls it first (syncSegment), so a
+// durable record never names a file whose name was lost.
+func (c *Cache) syncSidecarDir() error {
+	if !c.sidecarDirDirty.Swap(false) {
+		return nil
+	}
+	if err := segment.SyncDir(c.sidecarDir()); err != nil {
+		c.sidecarDirDirty.Store(true)
+		return err
+	}
+	return nil
+}
+
+// syncSegment makes a segment durable, after the sidecar names its records
+// may refer to.
+func (c *Cache) syncSegment(w *segment.Writer) error {
+	if err := c.syncSidecarDir(); err != nil {
+		return fmt.Errorf("sync sidecar folder: %w", err)
+	}
+	return w.Sync()
+}
+
+// renameNoReplace renames from to to, failing rather than replacing an
+// existing to. Filesystems without RENAME_NOREPLACE get link and unlink,
+// which also never replace.
+func renameNoReplace(from, to string) error {
+	err := ignoringEINTR(func() error {
+		return unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	})
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if err := os.Link(from, to); err != nil {
+		return err
+	}
+	return os.Remove(from)
+}
+
+// sidecarAt decodes the descriptor in the put-sidecar record e points to.
+// Callers hold mu. A record that does not decode reports ok=false: reads
+// of it fail with ErrCorrupt, and its file is no longer protected.
+func (c *Cache) sidecarAt(e *index.Entry) (segment.Sidecar, bool) {
+	m := c.maps[e.Seg]
+	if m == nil {
+		return segment.Sidecar{}, false
+	}
+	rec, err := m.Record(e.Offset, e.Size)
+	if err != nil || rec.Kind != segment.KindPutSidecar {
+		return segment.Sidecar{}, false
+	}
+	desc, err := segment.DecodeSidecar(rec.Value)
+	return desc, err == nil
+}
+
+// weight is what a record costs the budget: its bytes, and for a
+// put-sidecar record its file's too. The eviction policy counts records by
+// weight. Callers hold mu.
+func (c *Cache) weight(e *index.Entry) int64 {
+	w := int64(e.Size)
+	if segment.Kind(e.Kind) == segment.KindPutSidecar {
+		if desc, ok := c.sidecarAt(e); ok {
+			w += desc.Size
+		}
+	}
+	return w
+}
+
+// readSidecar reads and checks a whole sidecar value. A missing file
+// gives an error wrapping fs.ErrNotExist.
+func (c *Cache) readSidecar(desc *segment.Sidecar) ([]byte, error) {
+	f, err := c.openSidecar(desc)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	v := make([]byte, desc.Size)
+	if _, err := io.ReadFull(f, v); err != nil {
+		return nil, c.sidecarDamaged(desc, fmt.Sprintf("read: %v", err))
+	}
+	if desc.Hashed && xxhash.Sum64(v) != desc.Sum {
+		return nil, c.sidecarDamaged(desc, "checksum mismatch")
+	}
+	return v, nil
+}
+
+// openSidecar opens a sidecar file and checks that it is a regular file of
+// the size its record gives.
+func (c *Cache) openSidecar(desc *segment.Sidecar) (*os.File, error) {
+	f, err := os.OpenFile(c.sidecarPath(desc.Name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, c.sidecarDamaged(desc, err.Error())
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		err = c.sidecarDamaged(desc, err.Error())
+	case !fi.Mode().IsRegular():
+		err = c.sidecarDamaged(desc, "not a regular file")
+	case fi.Size() != desc.Size:
+		err = c.sidecarDamaged(desc, fmt.Sprintf("%d bytes, its record says %d", fi.Size(), desc.Size))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (c *Cache) sidecarDamaged(desc *segment.Sidecar, why string) error {
+	c.reportCorrupt("damaged sidecar file", "sidecar", desc.Name.String(), "why", why)
+	return fmt.Errorf("%w: sidecar %s: %s", ErrCorrupt, desc.Name, why)
+}
+
+// missingSidecar is the error for a sidecar file that is gone although its
+// record is still the key's value.
+func (c *Cache) missingSidecar(key []byte, desc *segment.Sidecar) error {
+	c.reportCorrupt("sidecar file missing", "key", key, "sidecar", desc.Name.String())
+	return fmt.Errorf("%w: key %q: sidecar %s is missing", ErrCorrupt, key, desc.Name)
+}
+
+// superseded reports whether key's value is no longer the record e points
+// to: a sidecar found missing was then deleted as the old value's.
+func (c *Cache) superseded(key []byte, e *index.Entry) bool {
+	if c.rlockCurrent() != nil {
+		return false
+	}
+	defer c.mu.RUnlock()
+	cur, ok := c.idx.Get(key)
+	return !ok || cur.Seg != e.Seg || cur.Offset != e.Offset
+}
+
+// Sweeping.
+
+// tempMaxAge is how long a temporary file may sit untouched in the
+// sidecar folder before a sweep takes it for a crashed writer's. The first
+// process to open the directory removes every temporary file at once.
+const tempMaxAge = time.Hour
+
+// sweepSidecars deletes the sidecar files no live record refers to, once
+// their grace is over, and stale temporary files. It runs in the
+// compacting process. It returns the bytes it freed.
+func (c *Cache) sweepSidecars() int64 {
+	entries, err := os.ReadDir(c.sidecarDir())
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("cannot list the sidecar folder", "err", err)
+		}
+		return 0
+	}
+	if len(entries) == 0 {
+		return 0
+	}
+	// Which files are referenced is learnt after the listing, with no
+	// writer between naming a file and publishing its record: a file
+	// listed is then either referenced or no one's.
+	ctx, cancel := context.WithTimeout(c.bgCtx, time.Second)
+	held, err := c.locks.Lock(ctx, lockf.SidecarRange(), lockf.Exclusive)
+	cancel()
+	if err != nil {
+		return 0 // writers kept it; the next sweep tries again
+	}
+	c.catchMu.Lock()
+	err = c.catchUpLocked()
+	c.catchMu.Unlock()
+	c.mu.RLock()
+	live := maps.Clone(c.sidecars)
+	c.mu.RUnlock()
+	held.Unlock()
+	if err != nil {
+		return 0
+	}
+
+	now := time.Now()
+	grace := max(c.opts.SidecarGrace, 0)
+	var freed int64
+	waiting := false
+	for _, e := range entries {
+		name := e.Name()
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		age := now.Sub(ctime(fi))
+		if isTemp(name) {
+			if age < tempMaxAge {
+				continue
+			}
+		} else if n, ok := segment.ParseSidecarName(name); !ok {
+			continue // not kennel's: left alone
+		} else if _, ok := live[n]; ok {
+			continue
+		} else if age < grace {
+			waiting = true
+			continue
+		}
+		if err := os.Remove(filepath.Join(c.sidecarDir(), name)); err == nil {
+			freed += fi.Size()
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("cannot delete a sidecar file", "file", name, "err", err)
+		}
+	}
+	c.compactor.sidecarsWaiting.Store(waiting)
+	c.compactor.swept.Add(freed)
+	return freed
+}
+
+// ctime returns when a file was last named, written or touched.
+func ctime(fi fs.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Unix())
+	}
+	return fi.ModTime()
+}
+
+// openSidecarDir creates the sidecar folder if needed. The first process to
+// open the directory also deletes every temporary file in it: no writer is
+// in flight.
+func (c *Cache) openSidecarDir(first bool) error {
+	dir := c.sidecarDir()
+	if err := os.Mkdir(dir, c.opts.dirMode()); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("kennel: create sidecar folder: %w", err)
+	}
+	// Files are created in it by name: it must not lead elsewhere.
+	if fi, err := os.Lstat(dir); err != nil {
+		return fmt.Errorf("kennel: sidecar folder: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory", ErrNotKennelDir, dir)
+	}
+	if !first {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("kennel: read sidecar folder: %w", err)
+	}
+	for _, e := range entries {
+		if isTemp(e.Name()) {
+			c.log.Info("removing a sidecar temporary file left by a crash", "file", e.Name())
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}

@@ -88,6 +88,7 @@ func (c *Cache) Write(b *Batch) error {
 		}
 		return nil
 	}
+	c.waitForRoom()
 	r := &request{ops: ops}
 	files, err := c.prepareBatchSidecars(ops)
 	if err == nil && len(files) > 0 {

@@ -466,10 +466,14 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 		}
 		recs = recs[n:]
 	}
-	// The copies must be durable before the only other copy goes.
-	if err := c.syncSegment(cp.out); err != nil {
-		ev.Abort()
-		return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
+	// The copies must be durable before the only other copy goes. (A
+	// victim without records, a log segment sealed as soon as it was
+	// started, has none.)
+	if cp.out != nil {
+		if err := c.syncSegment(cp.out); err != nil {
+			ev.Abort()
+			return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
+		}
 	}
 	ev.Done()
 	c.dropSegment(id)

@@ -86,10 +86,10 @@ func (h *Handle) File() *os.File { return h.f }
 
 // Path returns the absolute path of the sidecar file, for handing to
 // another program: the file holds exactly the value's bytes, and kennel
-// never changes it. The name stays valid at least Options.SidecarGrace
+// never changes them. The name stays valid at least Options.SidecarGrace
 // from this call, even if the value is overwritten, deleted or evicted
-// meanwhile (Path restarts the grace by touching the file's times). For a
-// value stored inline it returns "" and no error.
+// meanwhile: Path records the hand-out as the file's mtime. For a value
+// stored inline it returns "" and no error.
 func (h *Handle) Path() (string, error) {
 	if h.f == nil {
 		return "", nil

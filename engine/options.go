@@ -118,11 +118,12 @@ type Options struct {
 	// above it a file is). Negative: every value goes to a sidecar file.
 	InlineLimit int
 
-	// SidecarGrace is how long a sidecar file stays on disk after its value
-	// is gone (overwritten, deleted, expired or evicted), counted from when
-	// it was written or its path last handed out (Handle.Path), so that a
-	// program given the path can still open it. Its bytes count against
-	// CacheSize meanwhile. Default 5 minutes; negative: no grace.
+	// SidecarGrace is how long a sidecar file whose path was handed out
+	// (Handle.Path) stays on disk after that, even if its value is gone
+	// (overwritten, deleted, expired or evicted) meanwhile, so that a
+	// program given the path can still open it by name. Its bytes count
+	// against CacheSize meanwhile. Files whose path was never handed out go
+	// with their value. Default 5 minutes; negative: no grace.
 	SidecarGrace time.Duration
 
 	// FileMode is the permission of files kennel creates. Default 0600;

@@ -32,11 +32,12 @@ import (
 // The rename into the folder is made durable before any segment sync that
 // could make the record durable (syncSegment).
 //
-// A file is never changed once named. When its value goes (overwritten,
-// deleted, expired or evicted), compaction's sweep deletes the file, but
-// only once its ctime is SidecarGrace in the past: the ctime is set when
-// the file is named and again whenever Handle.Path hands its path out, so
-// a path given to another program stays readable by name meanwhile. A
+// A file's bytes never change once it is named. When its value goes
+// (overwritten, deleted, expired or evicted), compaction's sweep deletes
+// the file; but a file whose path was handed out (Handle.Path) stays until
+// SidecarGrace has passed since, so a program given the path can still open
+// it. The hand-out time is the file's mtime: set to the Unix epoch when the
+// file is made, meaning never handed out, and to the time by Path. A
 // handle keeps its file open, so it reads on whatever happens to the name.
 
 // SetOption adjusts one SetFile or SetReader call.
@@ -143,6 +144,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 
 // copySidecar streams r into a new sidecar file and stores it under key.
 func (c *Cache) copySidecar(key []byte, r io.Reader, expiry, fresh int64) error {
+	c.waitForRoom()
 	file, err := c.prepareSidecar(key, func(f *os.File) (int64, uint64, error) {
 		bp := copyBuffers.Get().(*[]byte)
 		defer copyBuffers.Put(bp)
@@ -176,6 +178,7 @@ func (c *Cache) copySidecar(key []byte, r io.Reader, expiry, fresh int64) error 
 
 // storeSidecar stores value, already in memory, as a sidecar file.
 func (c *Cache) storeSidecar(key, value []byte, expiry, fresh int64) error {
+	c.waitForRoom()
 	file, err := c.prepareSidecar(key, fillFrom(value))
 	if err != nil {
 		return err
@@ -212,8 +215,8 @@ type sidecarFile struct {
 
 // prepareSidecar writes a value into a temporary file with fill (which
 // returns its size and checksum) and syncs it as the sync policy says.
+// Callers wait for room first.
 func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, error)) (sidecarFile, error) {
-	c.waitForRoom()
 	f, err := os.CreateTemp(c.sidecarDir(), "value"+segment.TempInfix+"*")
 	if err != nil {
 		return sidecarFile{}, fmt.Errorf("kennel: set %q: create sidecar: %w", key, err)
@@ -222,6 +225,9 @@ func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, e
 	size, sum, err := fill(f)
 	if err == nil && c.opts.FileMode != 0o600 {
 		err = f.Chmod(c.opts.FileMode) // CreateTemp makes 0600 files
+	}
+	if err == nil {
+		err = markNeverHandedOut(tmp)
 	}
 	if err == nil {
 		err = c.syncSidecarFile(f)
@@ -250,6 +256,7 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 		return false, nil
 	}
 	desc := segment.Sidecar{Name: segment.NewSidecarName(), Size: fi.Size()}
+	c.waitForRoom()
 	held, err := c.holdSidecars()
 	if err != nil {
 		return false, err
@@ -288,7 +295,23 @@ func (c *Cache) adoptMoved(f *os.File, desc *segment.Sidecar) error {
 	if err := f.Chmod(c.opts.FileMode); err != nil {
 		return err
 	}
+	if err := markNeverHandedOut(f.Name()); err != nil {
+		return err
+	}
 	return c.syncSidecarFile(f)
+}
+
+// neverHandedOut is the mtime of a sidecar file whose path was never
+// handed out: the sweep deletes it as soon as its value is gone.
+var neverHandedOut = time.Unix(0, 0)
+
+func markNeverHandedOut(path string) error { return os.Chtimes(path, neverHandedOut, neverHandedOut) }
+
+// inGrace reports whether a sidecar file's path was handed out less than
+// grace ago.
+func inGrace(fi fs.FileInfo, now time.Time, grace time.Duration) bool {
+	out := fi.ModTime()
+	return out.After(neverHandedOut) && now.Sub(out) < grace
 }
 
 // syncSidecarFile makes a sidecar's bytes durable before it is named,
@@ -317,6 +340,7 @@ func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
 		return err
 	}
 	defer held.Unlock()
+	reached("sidecar-written")
 	for i, f := range files {
 		if err := renameNoReplace(f.tmp, c.sidecarPath(f.desc.Name)); err != nil {
 			c.removeSidecarFiles(files, i)
@@ -354,6 +378,7 @@ func (c *Cache) holdSidecars() (*lockf.Held, error) {
 // says, then writes r. If r cannot be written, the files go. Callers hold
 // the sidecar lock.
 func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
+	reached("sidecar-named")
 	c.sidecarDirDirty.Store(true)
 	var err error
 	if c.opts.Sync == SyncAlways {
@@ -557,16 +582,15 @@ func (c *Cache) sweepSidecars() int64 {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		age := now.Sub(ctime(fi))
 		if isTemp(name) {
-			if age < tempMaxAge {
+			if now.Sub(ctime(fi)) < tempMaxAge {
 				continue
 			}
 		} else if n, ok := segment.ParseSidecarName(name); !ok {
 			continue // not kennel's: left alone
 		} else if _, ok := live[n]; ok {
 			continue
-		} else if age < grace {
+		} else if inGrace(fi, now, grace) {
 			waiting = true
 			continue
 		}
@@ -581,7 +605,7 @@ func (c *Cache) sweepSidecars() int64 {
 	return freed
 }
 
-// ctime returns when a file was last named, written or touched.
+// ctime returns when a file was last named, written or changed.
 func ctime(fi fs.FileInfo) time.Time {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return time.Unix(st.Ctim.Unix())

@@ -80,6 +80,7 @@ func (c *Cache) store(key, value []byte, expiry, fresh int64) error {
 	if len(value) > c.opts.InlineLimit {
 		return c.counted(c.storeSidecar(key, value, expiry, fresh))
 	}
+	c.waitForRoom()
 	r := requestPool.Get().(*request)
 	stored, codec := c.compress(value)
 	r.one[0] = op{kind: segment.KindPut, codec: codec, key: key, value: stored, expiry: expiry, fresh: fresh}
@@ -98,6 +99,7 @@ func (c *Cache) Delete(key []byte) error {
 	if err := c.checkKey(key); err != nil {
 		return err
 	}
+	c.waitForRoom()
 	r := requestPool.Get().(*request)
 	r.one[0] = op{kind: segment.KindDelete, key: key}
 	r.ops = r.one[:]
@@ -165,9 +167,9 @@ func (c *Cache) checkPut(key, value []byte) error {
 // commit writes r as part of a group. Each caller queues its request and
 // then takes writeMu; whoever gets it first leads: it writes every queued
 // request at once. A caller that gets writeMu and finds its request already
-// written by an earlier leader just returns.
+// written by an earlier leader just returns. Callers wait for room first
+// (waitForRoom), holding no lock that compaction may need.
 func (c *Cache) commit(r *request) error {
-	c.waitForRoom()
 	c.queueMu.Lock()
 	c.queue = append(c.queue, r)
 	c.queueMu.Unlock()

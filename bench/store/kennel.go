@@ -20,33 +20,8 @@ const (
 	kennelMaxValue = 64 << 20
 )
 
-// The engine is being written while the harness is; streaming large values
-// may take the shapes below. The adapter looks them up on *engine.Cache at
-// run time, so that it compiles against any engine and starts using them as
-// soon as the engine has them. Until then the large-value workload falls
-// back to Set and Get and says so.
-type (
-	kennelSetReader interface {
-		SetReader([]byte, io.Reader, int64) error
-	}
-	kennelGetReader interface {
-		GetReader([]byte) (io.ReadCloser, error)
-	}
-)
-
-// kennelStreams says whether this engine build streams large values.
-func kennelStreams() bool {
-	var c any = (*engine.Cache)(nil)
-	_, sr := c.(kennelSetReader)
-	_, gr := c.(kennelGetReader)
-	return sr && gr
-}
-
 func kennelEntry() Entry {
-	cfg := "engine.Options{Sync: SyncNever, CacheSize: 64 GiB (nothing is evicted: the workloads check every read), MaxValueSize: 64 MiB}, other fields default (64 MiB segments); churn ends with Compact"
-	if !kennelStreams() {
-		cfg += "; this engine build has no streaming of large values"
-	}
+	cfg := "engine.Options{Sync: SyncNever, CacheSize: 64 GiB (nothing is evicted: the workloads check every read), MaxValueSize: 64 MiB}, other fields default (64 MiB segments, values over 64 KiB in sidecar files); churn ends with Compact; large values stream through SetReader and Open"
 	return Entry{
 		Name:   "kennel",
 		Module: "github.com/kennel-cache/kennel",
@@ -107,25 +82,17 @@ func (s *kennelStore) GetOrCreate(key []byte, create func() ([]byte, error)) ([]
 }
 
 func (s *kennelStore) SetLarge(key []byte, r io.Reader, size int64) error {
-	c, ok := any(s.c).(kennelSetReader)
-	if !ok {
-		return Unsupported("this kennel engine has no streaming API")
-	}
-	return c.SetReader(key, r, size)
+	return s.c.SetReader(key, r)
 }
 
 func (s *kennelStore) GetLarge(key []byte, w io.Writer) (int64, error) {
-	c, ok := any(s.c).(kennelGetReader)
-	if !ok {
-		return 0, Unsupported("this kennel engine has no streaming API")
-	}
-	rc, err := c.GetReader(key)
+	h, err := s.c.Open(key)
 	if errors.Is(err, engine.ErrNotFound) {
 		return 0, ErrNotFound
 	}
 	if err != nil {
 		return 0, err
 	}
-	defer rc.Close()
-	return io.Copy(w, rc)
+	defer h.Close()
+	return io.Copy(w, h)
 }

@@ -160,7 +160,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 }
 
 // resetIndex gives the cache an empty index, segment table and eviction
-// policy, for Open to load.
+// policy, for Open to load. takeIndex moves the same fields.
 func (c *Cache) resetIndex() {
 	c.idx = index.New()
 	c.maps = make(map[uint32]*segment.Map)
@@ -174,6 +174,14 @@ func (c *Cache) resetIndex() {
 	}
 	c.policy = p
 	c.live, c.dead, c.withTTL = 0, 0, 0
+}
+
+// takeIndex replaces the cache's index, segment table, policy and
+// accounting (everything resetIndex makes) with from's. Callers hold mu.
+func (c *Cache) takeIndex(from *Cache) {
+	c.idx, c.maps, c.usage, c.tombs, c.sidecars = from.idx, from.maps, from.usage, from.tombs, from.sidecars
+	c.policy, c.psegs = from.policy, from.psegs
+	c.live, c.dead, c.withTTL = from.live, from.dead, from.withTTL
 }
 
 // now returns the clock's time in unix nanoseconds.

@@ -389,9 +389,7 @@ func (c *Cache) reloadLocked() error {
 		fresh.psegs[id] = fresh.policy.NewSegment(uint64(id), compaction.Small)
 	}
 	old := c.maps
-	c.idx, c.maps, c.usage, c.tombs = fresh.idx, fresh.maps, fresh.usage, fresh.tombs
-	c.policy, c.psegs = fresh.policy, fresh.psegs
-	c.live, c.dead, c.withTTL = fresh.live, fresh.dead, fresh.withTTL
+	c.takeIndex(fresh)
 	c.stateStale = false // a writer published a generation: the state is current
 	c.mu.Unlock()
 	for _, m := range old {

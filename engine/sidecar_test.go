@@ -737,3 +737,35 @@ func childSidecarWriter(dir string) int {
 	}
 	return 0
 }
+
+// TestSidecarAfterReload: a process that reloads (another compacted)
+// still knows which sidecar files are live, so its own sweep keeps them.
+func TestSidecarAfterReload(t *testing.T) {
+	dir := t.TempDir()
+	opts := sidecarOptions()
+	opts.SegmentSize = 4 << 10
+	a := openCache(t, dir, opts)
+	b := openCache(t, dir, opts)
+	for i := range 8 { // overwrites across segments: something to reclaim
+		mustSet(t, a, "dead", strings.Repeat("x", 900+i))
+	}
+	data := randomBytes(14, 10<<10)
+	if err := b.SetReader([]byte("new"), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stats().Compactions == 0 {
+		t.Fatal("b compacted nothing: a would not reload")
+	}
+	wantBytes(t, a, "new", data) // a reloads here
+	for i := range 8 {
+		mustSet(t, a, "dead", strings.Repeat("y", 900+i))
+	}
+	if err := a.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	wantBytes(t, a, "new", data)
+	wantBytes(t, b, "new", data)
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kennel-cache/kennel/engine"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/lockf"
 )
@@ -233,4 +234,55 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestCompactSweepsSidecars checks that compact reports the bytes of the
+// sidecar files it deleted: those of values written over, at once if their
+// path was never handed out, else once it was handed out longer ago than
+// --sidecar-grace; never a live value's.
+func TestCompactSweepsSidecars(t *testing.T) {
+	// Every value in a sidecar file of 100 bytes; key-0000 to key-0004
+	// then written over with values kept inline, after the paths of
+	// key-0000's and key-0001's files were handed out.
+	o := fillOptions{n: 20, valueSize: 100, sidecars: 20, overwritten: 5}
+	dir := testDir(t, fillOptions{n: o.n, valueSize: o.valueSize, sidecars: o.sidecars})
+	c, err := engine.Open(dir, engine.Options{ManualCompaction: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range o.overwritten {
+		if i < 2 {
+			if err := handOut(c, fillKey(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Set(fillKey(i), fillValue(i+o.n, o.valueSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := checkAccounting(t, dir).Sidecars; s.LiveFiles != 15 || s.UnreferencedFiles != 5 || s.UnreferencedBytes != 500 {
+		t.Fatalf("before compact: %+v", s)
+	}
+
+	r := compactJSON(t, dir)
+	if r.SweptBytes != 300 || r.SidecarGraceNs != int64(defaultSidecarGrace) {
+		t.Errorf("compact within the grace period: %d bytes swept, grace %d; want the 300 never handed out", r.SweptBytes, r.SidecarGraceNs)
+	}
+	if s := checkAccounting(t, dir).Sidecars; s.LiveFiles != 15 || s.UnreferencedFiles != 2 || s.UnreferencedBytes != 200 {
+		t.Errorf("after compact: %+v", s)
+	}
+	r = compactJSON(t, "--sidecar-grace", "0", dir)
+	if r.SweptBytes != 200 || r.SidecarGraceNs != 0 || r.DiskBefore-r.DiskAfter != 200 {
+		t.Errorf("compact with no grace: %d bytes swept, grace %d, disk %d -> %d", r.SweptBytes, r.SidecarGraceNs, r.DiskBefore, r.DiskAfter)
+	}
+	if s := checkAccounting(t, dir).Sidecars; s.LiveFiles != 15 || s.DiskFiles != 15 || s.UnreferencedFiles != 0 || s.Missing != 0 {
+		t.Errorf("after compact: %+v", s)
+	}
+	checkValues(t, dir, o)
+	if v := mustRun(t, exitOK, "verify", dir); !strings.HasSuffix(v.stdout, "no problems found\n") {
+		t.Errorf("verify after compact:\n%s", v.stdout)
+	}
 }

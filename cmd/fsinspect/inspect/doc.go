@@ -10,9 +10,11 @@
 // ls.go (keys), get.go (one value or its record), dump.go (every record of
 // one segment or hint file, offset by offset, seals and damage included),
 // verify.go (every checksum of every file, and the shared state file; exit
-// status 1 when something is damaged) and compact.go (a compaction now, and
-// what it reclaimed). lockstate.go and state.go read the lock file's locks
-// and the shared state file for stats and verify.
+// status 1 when something is damaged; verify_sidecar.go checks the sidecar
+// folder) and compact.go (a compaction now, and what it reclaimed).
+// lockstate.go and state.go read the lock file's locks and the shared state
+// file for stats and verify; sidecar.go reads the sidecar folder and the
+// descriptors of put-sidecar records for every command.
 //
 // Every command knows the two kinds of segment: the log's, which writers
 // append to and seal with a seal record naming the next (the eviction
@@ -21,6 +23,14 @@
 // tombstones, have no seal, are finished once they have a hint, and take
 // ids from the same counter, so that one may lie between a log segment and
 // the segment its seal names without being an orphan.
+//
+// Every command knows sidecar files too: a value above the writer's
+// InlineLimit, or streamed in, is kept in a file of its own in the sidecars
+// folder, named by the descriptor a put-sidecar record holds (name, size,
+// and an xxhash64 unless the file was moved in). The engine's index says
+// which record is a key's but hands no descriptor out, so the commands read
+// it from the record in its segment file, looking the key up again if a
+// compaction deleted that file meanwhile.
 //
 // # Reading a directory in use
 //
@@ -32,7 +42,9 @@
 // prints is the directory as it was while the command ran, however busy its
 // writers. dump and verify read the files themselves (verify only
 // checks the directory with engine.CheckDir first), because their job is to
-// show what the engine would skip or refuse. Segment files are mapped up to
+// show what the engine would skip or refuse; verify opens the cache
+// read-only only to learn which records are live, and so which sidecar
+// files must be there. Segment files are mapped up to
 // the size they had when they were opened: a record a writer (or a
 // compaction) is appending at that moment shows as a torn tail, which verify
 // reports as a warning for the log's last segment (or a segment compaction
@@ -57,7 +69,9 @@
 // among those that have it open, with engine.Options.ManualCompaction (its
 // one run, no background ones), and calls Compact, which waits for another
 // process's compaction. It evicts only when told a budget: the writers'
-// CacheSize is recorded nowhere a tool can read it.
+// CacheSize is recorded nowhere a tool can read it; nor is their
+// SidecarGrace, so its sweep keeps the sidecar files whose path was handed
+// out for the engine's default grace, or the one --sidecar-grace says.
 //
 // # Exit status
 //

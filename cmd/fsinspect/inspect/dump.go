@@ -27,8 +27,12 @@ printed as BAD with the reason, and dump carries on at the next valid
 record, the way a reader resynchronises. A seal record ends the segment and
 names the segment the log continues in ("→ segment N" in the KEY column):
 bytes after it (what a writer that died mid-append left) are never read as
-records, and dump shows them as one stretch. The last line says how the file
-ends (clean, sealed, a torn tail, or damage).
+records, and dump shows them as one stretch. A put-sidecar record, whose
+value is kept in a sidecar file, shows after its key the descriptor its
+value holds: the file (sidecars/NAME, in the cache directory), the value's
+size and its xxhash64, or "not hashed" for a file moved in, which readers
+check by size only. The last line says how the file ends (clean, sealed, a
+torn tail, or damage).
 
 The header line names the header's flags: compacted marks a segment that
 compaction wrote, which holds copies of records (with the sequence numbers
@@ -172,8 +176,16 @@ func (d *dumper) cells(it dumpItem) []string {
 		return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), "-", fmt.Sprint(r.Seq), "-", "-", "-",
 			fmt.Sprintf("→ segment %d", r.SealNext())}
 	}
+	key := quoteKey(r.Key, dumpKeyMax)
+	if r.Kind == segment.KindPutSidecar {
+		if desc, err := segment.DecodeSidecar(r.Value); err != nil {
+			key += fmt.Sprintf(" → bad sidecar descriptor: %v", err)
+		} else {
+			key += " → " + describeSidecar(desc)
+		}
+	}
 	return []string{fmt.Sprint(it.off), fmt.Sprint(it.size), "ok", r.Kind.String(), r.Codec.String(), fmt.Sprint(r.Seq),
-		formatExpiryNanos(r.Expiry, d.now), formatFreshNanos(r.Fresh, d.now), fmt.Sprint(len(r.Value)), quoteKey(r.Key, dumpKeyMax)}
+		formatExpiryNanos(r.Expiry, d.now), formatFreshNanos(r.Fresh, d.now), fmt.Sprint(len(r.Value)), key}
 }
 
 // withoutFresh drops the FRESH cell from a record's cells.
@@ -216,6 +228,10 @@ type dumpRecord struct {
 	ValueLen *int   `json:"value_len,omitempty"`
 	// ContinuesIn is, for a seal, the id of the segment the log continues in.
 	ContinuesIn *uint64 `json:"continues_in,omitempty"`
+	// For a put-sidecar record: the descriptor its value holds, or why it
+	// does not decode.
+	Sidecar      *sidecarJSON `json:"sidecar,omitempty"`
+	SidecarError string       `json:"sidecar_error,omitempty"`
 }
 
 type dumpHeader struct {
@@ -337,7 +353,7 @@ func (d *dumper) segment(hdr segment.Header, herr error) error {
 }
 
 // describeFlags prints segment header flags in hex, with the names of those
-// this kennel knows: "0x0", "0x1 (compacted)". Other bits are 0 in format 3
+// this kennel knows: "0x0", "0x1 (compacted)". Other bits are 0 in format 4
 // (segment/FORMAT.md), but the engine refuses no header for its flags, so
 // any other bit is shown, not judged.
 func describeFlags(flags uint32) string {
@@ -378,6 +394,13 @@ func (d *dumper) jsonRecord(it dumpItem) dumpRecord {
 	n := len(rec.Value)
 	r.Key, r.KeyHex, r.ValueLen = k.Key, k.KeyHex, &n
 	r.Codec, r.Expiry, r.Fresh = rec.Codec.String(), jsonTimeNanos(rec.Expiry), jsonTimeNanos(rec.Fresh)
+	if rec.Kind == segment.KindPutSidecar {
+		if desc, err := segment.DecodeSidecar(rec.Value); err != nil {
+			r.SidecarError = err.Error()
+		} else {
+			r.Sidecar = newSidecarJSON(desc)
+		}
+	}
 	return r
 }
 

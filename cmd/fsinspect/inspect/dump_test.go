@@ -169,3 +169,46 @@ func dumpJSON(t *testing.T, path string) dumpDoc {
 	}
 	return d
 }
+
+// TestDumpSidecarDescriptor checks that dump decodes the descriptor a
+// put-sidecar record holds, and shows why one does not decode.
+func TestDumpSidecarDescriptor(t *testing.T) {
+	good := segment.Sidecar{Name: segment.NewSidecarName(), Size: 12345, Sum: 0xfeedface, Hashed: true}
+	bad := segment.AppendSidecar(nil, segment.Sidecar{Name: good.Name, Size: 7})
+	bad[0] = 0x82
+	b := segment.AppendHeader(nil, segment.Header{Version: segment.FormatVersion, ID: 1})
+	for _, r := range []segment.Record{
+		{Kind: segment.KindPutSidecar, Seq: 1, Key: []byte("good"), Value: segment.AppendSidecar(nil, good)},
+		{Kind: segment.KindPutSidecar, Seq: 2, Key: []byte("bad"), Value: bad},
+		{Kind: segment.KindPutSidecar, Seq: 3, Key: []byte("short"), Value: []byte("x")},
+	} {
+		b = segment.AppendRecord(b, &r)
+	}
+	path := filepath.Join(t.TempDir(), segment.FileName(1))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustRun(t, exitOK, "dump", path).stdout
+	for _, want := range []string{
+		`  "good" → sidecars/` + good.Name.String() + ", 12345 bytes, xxhash64 00000000feedface\n",
+		`  "bad" → bad sidecar descriptor: kennel: corrupt data: sidecar descriptor flags 0x82` + "\n",
+		`  "short" → bad sidecar descriptor: kennel: corrupt data: sidecar descriptor of 1 bytes, want 33` + "\n",
+		"end     offset 219: clean end; 3 good records, 0 bad stretches\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dump lacks %q:\n%s", want, out)
+		}
+	}
+	d := dumpJSON(t, path)
+	if len(d.Records) != 3 {
+		t.Fatalf("dump --json: %+v", d.Records)
+	}
+	want := sidecarJSON{Name: good.Name.String(), File: "sidecars/" + good.Name.String(), Size: 12345, Hashed: true, Sum: "00000000feedface"}
+	if s := d.Records[0].Sidecar; s == nil || *s != want || d.Records[0].SidecarError != "" {
+		t.Errorf("dump --json of a descriptor: %+v", s)
+	}
+	if r := d.Records[1]; r.Sidecar != nil || r.SidecarError != "kennel: corrupt data: sidecar descriptor flags 0x82" || !r.OK {
+		t.Errorf("dump --json of a bad descriptor: %+v", r)
+	}
+}

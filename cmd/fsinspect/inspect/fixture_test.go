@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -31,10 +32,17 @@ const fixtureCorrupt = "corrupt"
 // segment holds.
 const fixtureCompacted = "compacted"
 
+// fixtureSidecars is a clean cache directory whose larger values are in
+// sidecar files; makeSidecarsFixture says what it holds.
+const fixtureSidecars = "sidecars"
+
 // TestMakeFixtures regenerates the committed fixtures when run with
 // -update-fixtures. They are committed, not made at each run, so that they
-// stay the bytes a format-3 kennel wrote: whatever the writer becomes, a
-// kennel that reads format 3 must read, and verify, these.
+// stay the bytes a format-4 kennel wrote: whatever the writer becomes, a
+// kennel that reads format 4 must read, and verify, these.
+//
+// Git keeps no empty folder, so the empty sidecar folder of the fixtures
+// without sidecar files is removed: the tests run on what a checkout holds.
 func TestMakeFixtures(t *testing.T) {
 	if !*updateFixtures {
 		t.Skip("run with -update-fixtures to regenerate testdata/fixtures")
@@ -60,6 +68,20 @@ func TestMakeFixtures(t *testing.T) {
 	}
 	if err := makeCompactedFixture(dir); err != nil {
 		t.Fatal(err)
+	}
+
+	dir = filepath.Join("testdata", "fixtures", fixtureSidecars)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeSidecarsFixture(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range []string{fixtureCorrupt, fixtureCompacted} {
+		if err := os.Remove(filepath.Join("testdata", "fixtures", name, segment.SidecarDir)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -117,4 +139,84 @@ func makeCompactedFixture(dir string) error {
 		err = set(50, 90, 0, 0)
 	}
 	return errors.Join(err, c.Close())
+}
+
+// makeSidecarsFixture writes fixtureSidecars in dir with InlineLimit 64,
+// so that values above 64 bytes go to sidecar files: one segment (the log's
+// active one, 669 bytes) of 8 records, in this order (a record is 36 bytes
+// of header, the 8-byte key and the value inline, or the 33-byte
+// descriptor of a put-sidecar record):
+//
+//   - key-0000 to key-0002: inline values of 40 bytes (fillValue(i, 40));
+//   - key-0003 and key-0004: values of 200 bytes, stored by Set in sidecar
+//     files with a checksum (hashed);
+//   - key-0005: 300 bytes from SetReader, hashed too;
+//   - key-0006: a file of 150 bytes moved in by SetFile with Movable: not
+//     hashed, checked by size only;
+//   - then the path of key-0004's file is handed out (Handle.Path);
+//   - key-0004 again: 250 bytes (fillValue(1004, 250)), in a new file.
+//
+// So sidecars/ holds 5 files: the 4 that live records name (900 bytes),
+// and key-0004's first value (200 bytes), which no live record names: its
+// path was handed out, so that it stays for the grace period (a century,
+// and no compaction ran anyway). The file names are random: tests find
+// them through the records. Git keeps no modification times: in a
+// checkout, or a copy, every file's says it was handed out then, which
+// only matters to the file no live record names.
+func makeSidecarsFixture(dir string) error {
+	c, err := engine.Open(dir, engine.Options{
+		SegmentSize:      4096,
+		Sync:             engine.SyncNever,
+		ManualCompaction: true,
+		InlineLimit:      64,
+		SidecarGrace:     100 * 365 * 24 * time.Hour,
+		Clock:            func() time.Time { return fillPast },
+	})
+	if err != nil {
+		return err
+	}
+	set := func(i, version, size int) error { return c.Set(fillKey(i), fillValue(i+version, size)) }
+	err = errors.Join(
+		set(0, 0, 40),
+		set(1, 0, 40),
+		set(2, 0, 40),
+		set(3, 0, 200),
+		set(4, 0, 200),
+		c.SetReader(fillKey(5), bytes.NewReader(fillValue(5, 300))),
+		setMoved(c, fillKey(6), fillValue(6, 150), filepath.Dir(dir)),
+		handOut(c, fillKey(4)),
+		set(4, 1000, 250),
+	)
+	return errors.Join(err, c.Close())
+}
+
+// setMoved stores value under key by SetFile with Movable, from a file
+// made in tmpDir, which must be on the cache's filesystem for the file to
+// be moved rather than copied.
+func setMoved(c *engine.Cache, key, value []byte, tmpDir string) error {
+	f, err := os.CreateTemp(tmpDir, "moved-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // gone once moved; left if copied
+	_, err = f.Write(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return c.SetFile(key, f.Name(), engine.Movable())
+}
+
+// handOut hands out the path of key's sidecar file, as a program that passes
+// it to another would: the file then stays for Options.SidecarGrace, even
+// once its value is gone.
+func handOut(c *engine.Cache, key []byte) error {
+	h, err := c.Open(key)
+	if err != nil {
+		return err
+	}
+	_, err = h.Path()
+	return errors.Join(err, h.Close())
 }

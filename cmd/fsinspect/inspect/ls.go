@@ -7,17 +7,22 @@ import (
 	"text/tabwriter"
 
 	"github.com/kennel-cache/kennel/engine"
+	"github.com/kennel-cache/kennel/segment"
 )
 
 var lsCmd = &command{
 	name:    "ls",
 	args:    "DIR",
-	summary: "list keys with their size, expiry, kind and segment",
+	summary: "list keys with their size, expiry, kind, segment and sidecar file",
 	help: `
 Ls lists the keys of the cache directory DIR in key order, expired ones
-included (marked so), each with the segment and offset of its record, the
-record's size on disk, its kind and its expiry. Keys are printed quoted, so
-that spaces and bytes that are not text show.`,
+included (marked so), each with the segment and offset of its record, its
+size, its kind and its expiry. A value kept in a sidecar file (kind
+put-sidecar) has the file's name in the SIDECAR column, and its SIZE is the
+file's, the value's length: its record, which only names the file, is a few
+dozen bytes. Any other key's SIZE is its record's size on disk. In --json,
+"size" is always the record's, and "sidecar" describes the file. Keys are
+printed quoted, so that spaces and bytes that are not text show.`,
 	setup: func(e *env, fs *flag.FlagSet) func([]string) error {
 		prefix := fs.String("prefix", "", "list only the keys that start with `P`")
 		limit := fs.Int("limit", 0, "stop after `N` keys (0: no limit)")
@@ -39,6 +44,9 @@ type lsEntry struct {
 	Kind    string `json:"kind"`
 	Expiry  string `json:"expiry,omitempty"` // RFC 3339; absent: never
 	Expired bool   `json:"expired"`
+	// For a put-sidecar record: its descriptor, or why it could not be read.
+	Sidecar      *sidecarJSON `json:"sidecar,omitempty"`
+	SidecarError string       `json:"sidecar_error,omitempty"`
 }
 
 // errLimit stops the walk over the keys at --limit.
@@ -60,21 +68,42 @@ func runLs(e *env, dir string, prefix []byte, limit int) error {
 		arr = &jsonArray{w: e.stdout}
 	} else {
 		tw = newTable(e.stdout)
-		row(tw, "SEGMENT", "OFFSET", "SIZE", "KIND", "EXPIRY", "KEY")
+		row(tw, "SEGMENT", "OFFSET", "SIZE", "KIND", "EXPIRY", "SIDECAR", "KEY")
 	}
 	err = c.Keys(prefix, func(k engine.KeyInfo) error {
 		if limit > 0 && n == limit {
 			return errLimit
 		}
 		n++
-		if arr != nil {
-			return arr.add(lsEntry{
-				jsonKey: newJSONKey(k.Key), Segment: k.Segment, Offset: k.Offset, Size: k.Size,
-				Kind: k.Kind, Expiry: jsonTime(k.Expiry), Expired: k.Expired,
-			})
+		var (
+			side    *segment.Sidecar
+			sideErr error
+		)
+		if k.Kind == segment.KindPutSidecar.String() {
+			var d segment.Sidecar
+			if d, k, sideErr = sidecarOf(c, dir, k); sideErr == nil {
+				side = &d
+			}
 		}
-		row(tw, fmt.Sprint(k.Segment), fmt.Sprint(k.Offset), formatSize(k.Size), k.Kind,
-			formatExpiry(k.Expiry, k.Expired), quoteKey(k.Key, 0))
+		if arr != nil {
+			ent := lsEntry{
+				jsonKey: newJSONKey(k.Key), Segment: k.Segment, Offset: k.Offset, Size: k.Size,
+				Kind: k.Kind, Expiry: jsonTime(k.Expiry), Expired: k.Expired, SidecarError: errString(sideErr),
+			}
+			if side != nil {
+				ent.Sidecar = newSidecarJSON(*side)
+			}
+			return arr.add(ent)
+		}
+		size, name := formatSize(k.Size), "-"
+		switch {
+		case side != nil:
+			size, name = formatSize(side.Size), side.Name.String()
+		case sideErr != nil:
+			size, name = "?", "? (run 'fsinspect verify')"
+		}
+		row(tw, fmt.Sprint(k.Segment), fmt.Sprint(k.Offset), size, k.Kind,
+			formatExpiry(k.Expiry, k.Expired), name, quoteKey(k.Key, 0))
 		if n%tableFlushRows == 0 {
 			return tw.Flush()
 		}

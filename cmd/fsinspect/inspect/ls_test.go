@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -15,8 +16,9 @@ import (
 func TestLs(t *testing.T) { runScript(t, "ls") }
 
 // TestLsListsEveryKey checks ls against the engine's own listing on more
-// keys than one table flush holds, and that --json carries keys that are
-// not UTF-8 in hex as well.
+// keys than one table flush holds, that --json carries keys that are not
+// UTF-8 in hex as well, and that a value in a sidecar file is listed with
+// its file and the file's size.
 func TestLsListsEveryKey(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 3*tableFlushRows + 7, valueSize: 10, expired: 3, deleted: 5})
 	binKey := []byte{0xff, 0x00, 'k', '\t'}
@@ -25,6 +27,10 @@ func TestLsListsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.Set(binKey, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	sideKey := []byte("sidecar-key")
+	if err := c.SetReader(sideKey, bytes.NewReader(make([]byte, 5000))); err != nil {
 		t.Fatal(err)
 	}
 	var want []engine.KeyInfo
@@ -50,6 +56,10 @@ func TestLsListsEveryKey(t *testing.T) {
 			g.Kind != w.Kind || g.Expired != w.Expired {
 			t.Errorf("key %d: ls %+v, engine %+v", i, g, w)
 		}
+		if isSide := bytes.Equal(key, sideKey); (g.Sidecar != nil) != isSide || g.SidecarError != "" ||
+			(isSide && (g.Sidecar.Size != 5000 || g.Kind != "put-sidecar")) {
+			t.Errorf("key %q: sidecar %+v, error %q", key, g.Sidecar, g.SidecarError)
+		}
 	}
 	if last := got[len(got)-1]; last.KeyHex != hex.EncodeToString(binKey) {
 		t.Errorf("binary key listed as %+v", last)
@@ -61,6 +71,10 @@ func TestLsListsEveryKey(t *testing.T) {
 	}
 	if last := lines[len(lines)-1]; !strings.HasSuffix(last, ` "\xff\x00k\t"`) {
 		t.Errorf("binary key printed as %q", last)
+	}
+	side := regexp.MustCompile(`(?m)^\d+ +\d+ +4\.9 KiB +put-sidecar +never +[0-9a-f]{32} +"sidecar-key"$`)
+	if !side.MatchString(strings.Join(lines, "\n")) {
+		t.Errorf("no line for the sidecar key, with the file's size and name, in\n%s", lines[len(lines)-2])
 	}
 
 	// --limit counts keys after --prefix.

@@ -112,6 +112,7 @@ func cmdFill(ts *testscript.TestScript, neg bool, args []string) {
 	fs.IntVar(&o.future, "future", 0, "the next K keys expire in 2099")
 	fs.IntVar(&o.overwritten, "overwritten", 0, "the K keys after those are written twice")
 	fs.IntVar(&o.deleted, "deleted", 0, "the last K keys are deleted")
+	fs.IntVar(&o.sidecars, "sidecars", 0, "the last K keys' values are written to sidecar files")
 	if len(args) < 2 {
 		ts.Fatalf("usage: kennel-fill DIR N [flags]")
 	}
@@ -208,6 +209,7 @@ type fillOptions struct {
 	future      int // the next future keys expire at 2099-01-01T00:00:00Z
 	overwritten int // then the overwritten keys after those are written again (dead bytes)
 	deleted     int // then the last deleted keys are deleted (tombstones)
+	sidecars    int // the last sidecars keys are written with SetReader, into sidecar files
 }
 
 var (
@@ -243,13 +245,18 @@ func fill(dir string, o fillOptions) error {
 	}
 	for i := range o.n {
 		key, value := fillKey(i), fillValue(i, o.valueSize)
+		var ttl time.Duration
 		switch {
 		case i < o.expired:
-			now = fillPast
-			err = c.SetWithTTL(key, value, time.Hour)
+			now, ttl = fillPast, time.Hour
 		case i < o.expired+o.future:
-			now = fillFuture
-			err = c.SetWithTTL(key, value, time.Hour)
+			now, ttl = fillFuture, time.Hour
+		}
+		switch {
+		case i >= o.n-o.sidecars:
+			err = c.SetReader(key, bytes.NewReader(value), engine.WithTTL(ttl))
+		case ttl != 0:
+			err = c.SetWithTTL(key, value, ttl)
 		default:
 			err = c.Set(key, value)
 		}
@@ -395,24 +402,37 @@ func testDir(t testing.TB, o fillOptions) string {
 	return dir
 }
 
-// writer is kennel-writer DIR READY STOP [exclusive]: a process that has
-// the cache in DIR open read-write (with Options.Exclusive if asked) and
-// keeps writing into it, rolling segments often and compacting them in the
-// background as every writer does, until the file STOP exists.
+// writer is kennel-writer DIR READY STOP [exclusive] [sidecars]: a process
+// that has the cache in DIR open read-write (with Options.Exclusive if
+// asked) and keeps writing into it, rolling segments often and compacting
+// them in the background as every writer does, until the file STOP exists.
+// With sidecars, two values in three go to sidecar files, so that values
+// move between sidecar files and records, and old files are swept.
 // It creates READY once it has written a first batch. It gives up after a
 // minute, so that a test that forgets to stop it does not hang. It returns
 // the exit status.
 func writer(args []string) int {
-	if len(args) < 3 || len(args) > 4 || (len(args) == 4 && args[3] != "exclusive") {
-		fmt.Fprintln(os.Stderr, "usage: kennel-writer DIR READY STOP [exclusive]")
+	var exclusive, sidecars bool
+	for _, opt := range args[min(3, len(args)):] {
+		exclusive = exclusive || opt == "exclusive"
+		sidecars = sidecars || opt == "sidecars"
+	}
+	if len(args) < 3 || len(args) > 5 || (len(args) == 5 && !(exclusive && sidecars)) || (len(args) == 4 && !exclusive && !sidecars) {
+		fmt.Fprintln(os.Stderr, "usage: kennel-writer DIR READY STOP [exclusive] [sidecars]")
 		return 2
 	}
 	dir, ready, stop := args[0], args[1], args[2]
+	opts := engine.Options{SegmentSize: 16 << 10, Sync: engine.SyncNever, Exclusive: exclusive}
+	size := func(int) int { return 200 }
+	if sidecars {
+		opts.InlineLimit = 150
+		size = func(i int) int { return 100 + 100*min(i%3, 1) }
+	}
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "kennel-writer:", err)
 		return 1
 	}
-	c, err := engine.Open(dir, engine.Options{SegmentSize: 16 << 10, Sync: engine.SyncNever, Exclusive: len(args) == 4})
+	c, err := engine.Open(dir, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -425,7 +445,7 @@ func writer(args []string) int {
 		if i%7 == 0 && i%300 >= 100 {
 			err = c.Delete(key)
 		} else {
-			err = c.Set(key, fillValue(i, 200))
+			err = c.Set(key, fillValue(i, size(i)))
 		}
 		if err != nil {
 			return fail(err)

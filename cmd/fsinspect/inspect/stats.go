@@ -20,12 +20,15 @@ var statsCmd = &command{
 Stats prints what the cache directory DIR holds: its keys; the bytes of
 records that are live, expired (still on disk, no longer returned) and dead
 (superseded or deleted, waiting for compaction); each segment with its live
-ratio; keys whose value is in a sidecar file; the disk use against the size
-budget; the format version; which processes have the directory open and
-which of its locks they hold; and the shared state file: the published end
-of the log (segment:offset), the generation, a writer that died in the
-middle of an append, a segment whose sync failed, a compaction that was
-interrupted.
+ratio; keys whose value is in a sidecar file, and the files of the sidecar
+folder: those live records name, and those no live record names any more
+(old values, which compaction's sweep deletes, after the writers' grace
+period if their path was handed out), temporary files and files that are
+not kennel's; the disk use against the size budget, sidecar files included;
+the format version; which processes have the directory open and which of
+its locks they hold; and the shared state file: the published end of the
+log (segment:offset), the generation, a writer that died in the middle of
+an append, a segment whose sync failed, a compaction that was interrupted.
 
 Each segment is in one of the eviction policy's two queues: small, the log
 that every write is appended to (its segments end with a seal record naming
@@ -51,7 +54,8 @@ type statsReport struct {
 	State         stateReport    `json:"state"`
 	Keys          int            `json:"keys"`
 	ExpiredKeys   int            `json:"expired_keys"`
-	SidecarKeys   int            `json:"sidecar_keys"`
+	SidecarKeys   int            `json:"sidecar_keys"` // expired keys included
+	Sidecars      sidecarStats   `json:"sidecars"`
 	LiveBytes     int64          `json:"live_bytes"` // records the index points to, expired excluded
 	ExpiredBytes  int64          `json:"expired_bytes"`
 	DeadBytes     int64          `json:"dead_bytes"`
@@ -74,6 +78,27 @@ type segmentStats struct {
 	Hint         bool    `json:"hint"`
 	Queue        string  `json:"queue"` // "small" (the log) or "main" (written by compaction)
 	State        string  `json:"state"` // "active", "sealed", or for main "writing" or "unfinished"
+}
+
+// sidecarStats is what the sidecar folder holds, in stats' JSON output.
+type sidecarStats struct {
+	// Folder is "ok", "none" (no folder yet: the first read-write open
+	// makes it), what is there instead of a folder ("a symlink"), or the
+	// error that kept it from being listed.
+	Folder    string `json:"folder"`
+	LiveFiles int    `json:"live_files"` // files that live records name, expired ones included
+	LiveBytes int64  `json:"live_bytes"`
+	Missing   int    `json:"missing_files"` // of those, files not in the folder
+	// Files in the folder with a sidecar file's name, and of those the ones
+	// no live record names, which compaction's sweep deletes (after the
+	// grace period if their path was handed out).
+	DiskFiles         int   `json:"disk_files"`
+	DiskBytes         int64 `json:"disk_bytes"`
+	UnreferencedFiles int   `json:"unreferenced_files"`
+	UnreferencedBytes int64 `json:"unreferenced_bytes"`
+	TempFiles         int   `json:"temp_files"` // writes in flight, or a crash's leftovers
+	TempBytes         int64 `json:"temp_bytes"`
+	OtherFiles        int   `json:"other_files"` // not kennel's
 }
 
 func runStats(e *env, dir string) error {
@@ -110,6 +135,10 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		BudgetBytes: st.CacheSize, BudgetSource: "default", Damaged: st.Corruptions,
 		Segments: []segmentStats{},
 	}
+	// The folder is listed before the keys are read: a file whose record
+	// is published meanwhile is then seen named, not unreferenced.
+	folder := listSidecarDir(dir)
+	live := make(map[segment.SidecarName]int64)
 	expiredBySeg := make(map[uint64]int64)
 	err = c.Keys(nil, func(k engine.KeyInfo) error {
 		if k.Expired {
@@ -119,12 +148,17 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		}
 		if k.Kind == segment.KindPutSidecar.String() {
 			r.SidecarKeys++
+			// A descriptor that cannot be read is verify's to report.
+			if d, _, err := sidecarOf(c, dir, k); err == nil {
+				live[d.Name] = d.Size
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	r.Sidecars = countSidecars(folder, live)
 	r.LiveBytes = st.LiveBytes - r.ExpiredBytes
 	for _, s := range segs {
 		ss := segmentStats{
@@ -141,6 +175,80 @@ func collectStats(c *engine.Cache, dir string, version int) (*statsReport, error
 		r.Segments = append(r.Segments, ss)
 	}
 	return r, nil
+}
+
+// countSidecars sums up the sidecar folder's files against the files live
+// records name.
+func countSidecars(folder sidecarDir, live map[segment.SidecarName]int64) sidecarStats {
+	s := sidecarStats{
+		Folder: "ok", LiveFiles: len(live),
+		TempFiles: len(folder.temps), TempBytes: bytesOf(folder.temps), OtherFiles: len(folder.others),
+	}
+	switch {
+	case !folder.exists:
+		s.Folder = "none"
+	case folder.notDir != "":
+		s.Folder = folder.notDir
+	case folder.err != nil:
+		s.Folder = folder.err.Error()
+	}
+	onDisk := make(map[segment.SidecarName]bool, len(folder.named))
+	for _, e := range folder.named {
+		n, _ := segment.ParseSidecarName(e.name)
+		onDisk[n] = true
+		s.DiskFiles++
+		s.DiskBytes += e.size
+		if _, ok := live[n]; !ok {
+			s.UnreferencedFiles++
+			s.UnreferencedBytes += e.size
+		}
+	}
+	for n, size := range live {
+		s.LiveBytes += size
+		if !onDisk[n] {
+			s.Missing++
+		}
+	}
+	return s
+}
+
+// describeSidecarKeys is the stats line for the values in sidecar files.
+func describeSidecarKeys(r *statsReport) string {
+	s := r.Sidecars
+	if r.SidecarKeys == 0 {
+		return "0 keys"
+	}
+	line := fmt.Sprintf("%d keys, %s in %s", r.SidecarKeys, formatSize(s.LiveBytes), plural(s.LiveFiles, "file"))
+	if s.Missing > 0 {
+		line += fmt.Sprintf("; %d missing (run 'fsinspect verify')", s.Missing)
+	}
+	return line
+}
+
+// describeSidecarDir is the stats line for the sidecar folder.
+func describeSidecarDir(s sidecarStats) string {
+	switch s.Folder {
+	case "ok":
+	case "none":
+		return "none yet (the first read-write open creates it)"
+	default:
+		return fmt.Sprintf("unusable: %s (run 'fsinspect verify')", s.Folder)
+	}
+	if s.DiskFiles+s.TempFiles+s.OtherFiles == 0 {
+		return "empty"
+	}
+	line := fmt.Sprintf("%s in %s", formatSize(s.DiskBytes), plural(s.DiskFiles, "file"))
+	if s.UnreferencedFiles > 0 {
+		line += fmt.Sprintf("; %s in %s no live record names (compaction's sweep deletes them, after the grace period if their path was handed out)",
+			formatSize(s.UnreferencedBytes), plural(s.UnreferencedFiles, "file"))
+	}
+	if s.TempFiles > 0 {
+		line += fmt.Sprintf("; %s in %s (writes in flight, or left by a crash)", formatSize(s.TempBytes), plural(s.TempFiles, "temporary file"))
+	}
+	if s.OtherFiles > 0 {
+		line += fmt.Sprintf("; %s not kennel's", plural(s.OtherFiles, "file"))
+	}
+	return line
 }
 
 // segmentQueue names the eviction policy's queue that s is in.
@@ -203,7 +311,8 @@ func printStats(e *env, r *statsReport) {
 	row(tw, "live", formatSize(r.LiveBytes))
 	row(tw, "expired", formatSize(r.ExpiredBytes))
 	row(tw, "dead", formatSize(r.DeadBytes))
-	row(tw, "sidecars", fmt.Sprintf("%d keys", r.SidecarKeys))
+	row(tw, "sidecars", describeSidecarKeys(r))
+	row(tw, "sidecar dir", describeSidecarDir(r.Sidecars))
 	row(tw, "disk", fmt.Sprintf("%s of the %s %s budget (%s; a reader cannot know the writer's CacheSize)",
 		formatSize(r.DiskBytes), r.BudgetSource, formatSize(r.BudgetBytes), formatPercent(r.DiskBytes, r.BudgetBytes)))
 	row(tw, "damage", damaged)

@@ -27,8 +27,8 @@ func TestStats(t *testing.T) { runScript(t, "stats") }
 func TestStatsAccounting(t *testing.T) {
 	dir := testDir(t, fillOptions{n: 200, valueSize: 300, expired: 17, future: 9, overwritten: 31, deleted: 23})
 	r := checkAccounting(t, dir)
-	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 3 {
-		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 3",
+	if r.Keys != 200-23 || r.ExpiredKeys != 17 || r.SidecarKeys != 0 || r.Locks != freeLocks || r.FormatVersion != 4 {
+		t.Errorf("keys %d, expired %d, sidecars %d, locks %+v, format %d; want 177, 17, 0, free, 4",
 			r.Keys, r.ExpiredKeys, r.SidecarKeys, r.Locks, r.FormatVersion)
 	}
 	if len(r.Segments) < 3 {
@@ -108,16 +108,21 @@ func checkAccounting(t *testing.T, dir string) statsReport {
 		t.Errorf("totals live %d, expired %d, dead %d; segments add up to %d, %d, %d",
 			r.LiveBytes, r.ExpiredBytes, r.DeadBytes, live, expired, dead)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		fi, err := e.Info()
-		if err != nil {
+	// The directory's files and the sidecar folder's count, not folders.
+	for _, d := range []string{dir, filepath.Join(dir, segment.SidecarDir)} {
+		entries, err := os.ReadDir(d)
+		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		disk += fi.Size()
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().IsRegular() {
+				disk += fi.Size()
+			}
+		}
 	}
 	if r.DiskBytes != disk || r.BudgetBytes != 1<<30 || r.BudgetSource != "default" {
 		t.Errorf("disk %d of %d (%s), want %d of 1 GiB (default)", r.DiskBytes, r.BudgetBytes, r.BudgetSource, disk)
@@ -368,5 +373,57 @@ func editState(edit func(*sharedstate.File)) func(*testing.T, string) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStatsSidecars checks what stats counts in the sidecar folder: the
+// files live records name, those missing, those no live record names, and
+// temporary and foreign files; then a folder that is not one, and none.
+func TestStatsSidecars(t *testing.T) {
+	// key-0006 to key-0009 in sidecar files of 100 bytes; key-0009 deleted,
+	// so that its file is named by no live record.
+	dir := testDir(t, fillOptions{n: 10, sidecars: 4, deleted: 1})
+	for _, damage := range []func(*testing.T, string){
+		onSidecar("key-0006", os.Remove),
+		writeFile("sidecars/value.tmp-1", []byte("half")),
+		writeFile("sidecars/notes.txt", []byte("mine")),
+	} {
+		damage(t, dir)
+	}
+	r := checkAccounting(t, dir)
+	want := sidecarStats{
+		Folder: "ok", LiveFiles: 3, LiveBytes: 300, Missing: 1, DiskFiles: 3, DiskBytes: 300,
+		UnreferencedFiles: 1, UnreferencedBytes: 100, TempFiles: 1, TempBytes: 4, OtherFiles: 1,
+	}
+	if r.SidecarKeys != 3 || r.Sidecars != want {
+		t.Errorf("%d sidecar keys, %+v\nwant 3, %+v", r.SidecarKeys, r.Sidecars, want)
+	}
+	out := mustRun(t, exitOK, "stats", dir).stdout
+	for label, value := range map[string]string{
+		"sidecars": "3 keys, 300 B in 3 files; 1 missing (run 'fsinspect verify')",
+		"sidecar dir": "300 B in 3 files; 100 B in 1 file no live record names (compaction's sweep deletes them, after the grace period if their path was handed out); " +
+			"4 B in 1 temporary file (writes in flight, or left by a crash); 1 file not kennel's",
+	} {
+		if !hasRow(out, label, value) {
+			t.Errorf("no row %s %q in\n%s", label, value, out)
+		}
+	}
+
+	folder := filepath.Join(dir, segment.SidecarDir)
+	if err := os.Rename(folder, folder+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(segment.SidecarDir+".old", folder); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, exitOK, "stats", dir).stdout; !hasRow(out, "sidecar dir", "unusable: a symlink (run 'fsinspect verify')") {
+		t.Errorf("a symlink for a sidecar folder:\n%s", out)
+	}
+	if err := os.Remove(folder); err != nil {
+		t.Fatal(err)
+	}
+	out = mustRun(t, exitOK, "stats", dir).stdout
+	if !hasRow(out, "sidecar dir", "none yet (the first read-write open creates it)") || !hasRow(out, "sidecars", "3 keys, 300 B in 3 files; 3 missing (run 'fsinspect verify')") {
+		t.Errorf("no sidecar folder:\n%s", out)
 	}
 }

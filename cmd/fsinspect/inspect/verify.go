@@ -29,8 +29,9 @@ segment; the checksum of each of its records, resynchronising past damage to
 check the rest; each hint file, whole (checksums) and entry by entry against
 the record at the offset it names (kind, key, sequence number, expiry, size),
 and that no record is missing from it; the shared state file, and that the
-end of the log it publishes lies in an existing segment; and that no file is
-out of place.
+end of the log it publishes lies in an existing segment; the sidecar file of
+every live value kept in one (a regular file, of the size its record gives,
+and of its checksum when it has one); and that no file is out of place.
 
 Segments written by compaction (header flag compacted) are checked like
 the others, hint included, but they are not part of the log: they have no
@@ -38,7 +39,9 @@ seal record, and their ids may lie anywhere among the log's.
 
 Each finding is printed with its file and offset. Problems are damage: data
 the engine would skip or could not vouch for, a seal that names a segment
-that is not after its own, or a seal in a segment compaction wrote. Warnings
+that is not after its own, a seal in a segment compaction wrote, or a value
+in a sidecar file that cannot be read (the file missing, not a regular file,
+of another size or checksum, or its record's descriptor damaged). Warnings
 are not damage: a torn tail at the end of the last segment of the log (a
 write in flight, or interrupted by a crash, which the next writer seals) or
 of a segment compaction has not finished, bytes after a seal record, an
@@ -46,13 +49,18 @@ orphan segment (a log segment whose id lies between a sealed segment and the
 segment its seal says the log continues in: a writer created it and died
 before publishing it), a writer that died in the middle of an append, a
 compaction that was interrupted, a temporary file left by a crash, a file
-kennel does not know, a file that compaction deleted while verify ran. The
-exit status is 0 when there is no problem, 1 when there is, 2 when DIR could
-not be verified at all.
+kennel does not know, a file that compaction deleted while verify ran, a
+sidecar file that no live record names (an old value, which compaction's
+sweep deletes, after the writers' grace period if its path was handed out).
+The exit status is 0 when there is no problem, 1 when there is, 2 when DIR
+could not be verified at all.
 
 Verify reads the files directly, without opening the cache, so it also
-reports what would keep the engine from opening it. On a terminal, a progress
-bar on standard error follows the work through big directories.`,
+reports what would keep the engine from opening it. Only to learn which
+records are the live values of their keys, and so which sidecar files must
+be there, does it open the cache read-only, when the directory has sidecar
+records or files. On a terminal, a progress bar on standard error follows
+the work through big directories, sidecar files included.`,
 	setup: func(e *env, fs *flag.FlagSet) func([]string) error {
 		return func(args []string) error { return runVerify(e, args[0]) }
 	},
@@ -93,7 +101,8 @@ type verifyReport struct {
 	Segments      int       `json:"segments"`
 	Hints         int       `json:"hints"`
 	Records       int       `json:"records"`
-	Bytes         int64     `json:"bytes"`
+	Sidecars      int       `json:"sidecars"` // sidecar files of live records checked
+	Bytes         int64     `json:"bytes"`    // segments, hints and those sidecar files
 	Problems      int       `json:"problems"`
 	Warnings      int       `json:"warnings"`
 	Findings      []finding `json:"findings"`
@@ -103,13 +112,12 @@ type verifyReport struct {
 // It returns an error only when it could not run at all.
 type check func(v *verifier) error
 
-// verifyChecks run in this order. When sidecar files arrive, their check
-// (each sidecar a segment record points to exists, with the size it says,
-// and no sidecar is orphaned) joins this list.
+// verifyChecks run in this order.
 var verifyChecks = []check{
 	(*verifier).checkSegments,
 	(*verifier).checkState,
 	(*verifier).checkOtherFiles,
+	(*verifier).checkSidecars,
 }
 
 type verifier struct {
@@ -118,6 +126,12 @@ type verifier struct {
 	segIDs  []uint64      // in id order
 	hints   map[uint64]bool
 	report  verifyReport
+
+	// The sidecar folder as listed when verify began, before the index
+	// is read (checkSidecars), and how many put-sidecar records the scan
+	// of the segments found.
+	sidecarDir     sidecarDir
+	sidecarRecords int
 
 	// The seal, of the segments checked so far, that names the highest
 	// next segment: segments between the two are orphans.
@@ -162,6 +176,8 @@ func runVerify(e *env, dir string) error {
 		}
 	}
 	slices.Sort(v.segIDs)
+	v.sidecarDir = listSidecarDir(dir)
+	total += bytesOf(v.sidecarDir.named) // read to check their sums
 	v.prog = newProgress(e, "verify", total)
 	for _, c := range verifyChecks {
 		if err := c(v); err != nil {
@@ -189,8 +205,8 @@ func runVerify(e *env, dir string) error {
 }
 
 func printVerify(w io.Writer, r *verifyReport) {
-	fmt.Fprintf(w, "verified %s: %s, %s, %s, %s\n", r.Dir, plural(r.Segments, "segment"), plural(r.Hints, "hint"),
-		plural(r.Records, "record"), formatSize(r.Bytes))
+	fmt.Fprintf(w, "verified %s: %s, %s, %s, %s, %s\n", r.Dir, plural(r.Segments, "segment"), plural(r.Hints, "hint"),
+		plural(r.Records, "record"), plural(r.Sidecars, "sidecar file"), formatSize(r.Bytes))
 	if len(r.Findings) > 0 {
 		fmt.Fprintln(w)
 		tw := newTable(w)
@@ -431,8 +447,11 @@ func (v *verifier) scanRecords(id uint64, data []byte, compacted bool, tail tail
 		for s.Next() {
 			n++
 			v.report.Records++
+			r := s.Record()
+			if r.Kind == segment.KindPutSidecar {
+				v.sidecarRecords++
+			}
 			if tail == tailSealed {
-				r := s.Record()
 				recs = append(recs, record{off: s.Offset(), size: s.Size(), kind: r.Kind, key: r.Key, seq: r.Seq, expiry: r.Expiry})
 			}
 			if n%1024 == 0 {
@@ -668,7 +687,8 @@ func inSpans(spans []span, off int) bool {
 }
 
 // checkOtherFiles reports files that are neither segments nor hints of
-// existing segments nor the directory's own files.
+// existing segments nor the directory's own files. The sidecar folder is
+// checkSidecars'.
 func (v *verifier) checkOtherFiles() error {
 	segs := make(map[uint64]bool, len(v.segIDs))
 	for _, id := range v.segIDs {
@@ -676,7 +696,7 @@ func (v *verifier) checkOtherFiles() error {
 	}
 	for _, de := range v.entries {
 		name := de.Name()
-		if _, ok := segment.ParseFileName(name); ok || name == formatFile || name == lockFile || name == stateFile {
+		if _, ok := segment.ParseFileName(name); ok || name == formatFile || name == lockFile || name == stateFile || name == segment.SidecarDir {
 			continue
 		}
 		if id, ok := segment.ParseHintFileName(name); ok {

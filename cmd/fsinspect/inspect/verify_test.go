@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +32,11 @@ func TestVerify(t *testing.T) { runScript(t, "verify") }
 // of fixtureCompacted instead (see makeCompactedFixture): log segments 3
 // (sealed, naming 6) and 6 (the last, 17 records, 2480 bytes), and between
 // them segments 4 (16 records, 2336 bytes) and 5 (27 records, 3920 bytes),
-// which compaction wrote, with their hints.
+// which compaction wrote, with their hints. Cases about sidecar files fill
+// 10 keys, the last 4 (key-0006 to key-0009) in sidecar files of 100 bytes:
+// one segment of 6 records of 144 bytes, then 4 put-sidecar records of 77
+// (key-0006's at 896). Sidecar file names are random, so a finding's file
+// is a pattern (path.Match).
 func TestVerifyFindings(t *testing.T) {
 	seg := func(id uint64) string { return segment.FileName(id) }
 	hint := func(id uint64) string { return segment.HintFileName(id) }
@@ -415,6 +420,125 @@ func TestVerifyFindings(t *testing.T) {
 			want: []want{{sevWarning, stateFile, -1, "the next compaction reloads the directory before it rewrites anything"}},
 		},
 		{
+			name: "sidecar files of live values",
+			fill: withSidecars,
+			code: exitOK,
+		},
+		{
+			name:   "truncated sidecar file",
+			fill:   withSidecars,
+			damage: onSidecar("key-0006", func(path string) error { return os.Truncate(path, 60) }),
+			code:   exitFailed,
+			want:   []want{{sevProblem, "sidecars/*", -1, `60 bytes, but the live record of key "key-0006" says 100: reads of the key fail`}},
+		},
+		{
+			name:   "flipped byte in a sidecar file",
+			fill:   withSidecars,
+			damage: onSidecar("key-0007", func(path string) error { return flipByte(path, 50) }),
+			code:   exitFailed,
+			want:   []want{{sevProblem, "sidecars/*", -1, `checksum mismatch: xxhash64 `}},
+		},
+		{
+			name:   "missing sidecar file",
+			fill:   withSidecars,
+			damage: onSidecar("key-0006", os.Remove),
+			code:   exitFailed,
+			want: []want{{sevProblem, "sidecars/*", -1,
+				`missing, though the live record of key "key-0006" (offset 896 of 0000000000000001.seg) names it: reads of the key fail`}},
+		},
+		{
+			// The engine opens sidecar files with O_NOFOLLOW: a symlink is
+			// refused even to a file of the right bytes.
+			name: "sidecar file replaced by a symlink",
+			fill: withSidecars,
+			damage: onSidecar("key-0008", func(path string) error {
+				if err := os.Rename(path, path+".real"); err != nil {
+					return err
+				}
+				return os.Symlink(filepath.Base(path)+".real", path)
+			}),
+			code: exitFailed,
+			want: []want{
+				{sevProblem, "sidecars/*", -1, `a symlink, not a regular file (named by the live record of key "key-0008"): the engine does not follow it: reads of the key fail`},
+				{sevWarning, "sidecars/*.real", -1, "not a kennel file (compaction's sweep leaves it alone)"},
+			},
+		},
+		{
+			name:   "put-sidecar record whose descriptor does not decode",
+			fill:   withSidecars,
+			damage: editSidecarRecord("key-0009", func(desc []byte) { desc[0] = 0x80 }),
+			code:   exitFailed,
+			want: []want{
+				{sevProblem, seg(1), 1127, `the put-sidecar record of key "key-0009" holds no valid sidecar descriptor: kennel: corrupt data: sidecar descriptor flags 0x80: reads of the key fail`},
+				// Its file is no longer known to be the key's.
+				{sevWarning, "sidecars/*", -1, "named by no live record, 100 bytes"},
+			},
+		},
+		{
+			name:   "sidecar file no live record names",
+			fill:   withSidecars,
+			damage: onSidecar("key-0006", func(path string) error { return copySidecar(path, time.Unix(0, 0)) }),
+			code:   exitOK,
+			want: []want{{sevWarning, "sidecars/*", -1, "named by no live record, 100 bytes: an old value " +
+				"(written over, deleted, expired or evicted), or a write in flight; its path was never handed out, " +
+				"so compaction's next sweep deletes it"}},
+		},
+		{
+			name:   "sidecar file no live record names, its path handed out",
+			fill:   withSidecars,
+			damage: onSidecar("key-0006", func(path string) error { return copySidecar(path, time.Now().Add(-time.Hour)) }),
+			code:   exitOK,
+			want:   []want{{sevWarning, "sidecars/*", -1, "; its path was handed out 1h0m"}}, // 0s ago, or a second more
+		},
+		{
+			name:   "temporary file in the sidecar folder",
+			fill:   withSidecars,
+			damage: writeFile("sidecars/value.tmp-123", []byte("half a value")),
+			code:   exitOK,
+			want:   []want{{sevWarning, "sidecars/value.tmp-123", -1, "temporary file: a sidecar write in flight, or left by a crash"}},
+		},
+		{
+			name:   "foreign file in the sidecar folder",
+			fill:   withSidecars,
+			damage: writeFile("sidecars/notes.txt", []byte("mine")),
+			code:   exitOK,
+			want:   []want{{sevWarning, "sidecars/notes.txt", -1, "not a kennel file (compaction's sweep leaves it alone)"}},
+		},
+		{
+			name: "sidecar folder replaced by a symlink",
+			fill: withSidecars,
+			damage: func(t *testing.T, dir string) {
+				path := filepath.Join(dir, segment.SidecarDir)
+				if err := os.Rename(path, path+".real"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(segment.SidecarDir+".real", path); err != nil {
+					t.Fatal(err)
+				}
+			},
+			code: exitFailed,
+			want: []want{
+				{sevWarning, "sidecars.real", -1, "a directory kennel does not use"},
+				{sevProblem, "sidecars", -1, "a symlink, not a folder: the engine refuses to open the directory read-write, and reads no sidecar value"},
+			},
+		},
+		{
+			name:   "no sidecar folder",
+			fill:   fillOptions{n: 3, sidecars: 1},
+			damage: removeAll(segment.SidecarDir),
+			code:   exitFailed,
+			want:   []want{{sevProblem, "sidecars/*", -1, `missing, though the live record of key "key-0002" (offset 320 of 0000000000000001.seg) names it`}},
+		},
+		{
+			// The engine keeps an expired value's file until compaction
+			// drops its record, but no reader gets the value any more.
+			name:   "missing sidecar file of an expired value",
+			fill:   fillOptions{n: 3, expired: 3, sidecars: 3},
+			damage: onSidecar("key-0001", os.Remove),
+			code:   exitOK,
+			want:   []want{{sevWarning, "sidecars/*", -1, `missing, though the live record of key "key-0001" (offset 109 of 0000000000000001.seg) names it; the value has expired, so nothing is lost`}},
+		},
+		{
 			name: "more findings in a file than are listed",
 			fill: fillOptions{n: 100, valueSize: 10}, // records of 54 bytes, 74 to a segment
 			damage: func(t *testing.T, dir string) {
@@ -459,7 +583,7 @@ func TestVerifyFindings(t *testing.T) {
 			problems := 0
 			for i, w := range tt.want {
 				f := r.Findings[i]
-				if f.Severity != w.sev || f.File != w.file || (w.off != -2 && f.Offset != w.off) || !strings.Contains(f.Message, w.msg) {
+				if match, _ := path.Match(w.file, f.File); f.Severity != w.sev || !match || (w.off != -2 && f.Offset != w.off) || !strings.Contains(f.Message, w.msg) {
 					t.Errorf("finding %d: %+v\nwant %+v", i, f, w)
 				}
 				if w.sev == sevProblem {
@@ -473,6 +597,86 @@ func TestVerifyFindings(t *testing.T) {
 				t.Errorf("%d problems counted, want 30", r.Problems)
 			}
 		})
+	}
+}
+
+// withSidecars is the directory of the sidecar cases of TestVerifyFindings.
+var withSidecars = fillOptions{n: 10, sidecars: 4}
+
+// onSidecar applies damage to the sidecar file that holds key's value.
+func onSidecar(key string, damage func(path string) error) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := damage(sidecarPath(t, dir, key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sidecarPath returns the path of the sidecar file that holds key's value.
+func sidecarPath(t testing.TB, dir, key string) string {
+	t.Helper()
+	c, err := engine.Open(dir, engine.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k, err := c.Stat([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := sidecarOf(c, dir, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, sidecarFile(d.Name))
+}
+
+// editSidecarRecord rewrites key's put-sidecar record in place, with a
+// valid checksum, after edit changed its descriptor.
+func editSidecarRecord(key string, edit func(desc []byte)) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		c, err := engine.Open(dir, engine.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := c.Stat([]byte(key))
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := readRecord(dir, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(r.Value)
+		writeAt(segment.FileName(k.Segment), k.Offset, segment.AppendRecord(nil, &r))(t, dir)
+	}
+}
+
+// copySidecar copies the sidecar file at path under a new name, with
+// handedOut for its mtime, the time its path was handed out (the Unix
+// epoch: never).
+func copySidecar(path string, handedOut time.Time) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	cp := filepath.Join(filepath.Dir(path), segment.NewSidecarName().String())
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Chtimes(cp, handedOut, handedOut)
+}
+
+// removeAll removes dir/name and everything in it.
+func removeAll(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

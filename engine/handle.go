@@ -22,9 +22,10 @@ import (
 // io.ReaderAt; it is not safe for concurrent use, except ReadAt.
 type Handle struct {
 	r    *io.SectionReader
-	f    *os.File // nil for an inline value
-	path string
-	size int64
+	f     *os.File // nil for an inline value
+	path  string
+	size  int64
+	grace time.Duration // Options.SidecarGrace
 
 	// Reads from the start to the end in order are checked against the
 	// sidecar's checksum: the Read that reaches the end fails with
@@ -66,7 +67,7 @@ func (c *Cache) Open(key []byte) (*Handle, error) {
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs
 		}
-		h := &Handle{r: io.NewSectionReader(f, 0, st.side.Size), f: f, path: path, size: st.side.Size}
+		h := &Handle{r: io.NewSectionReader(f, 0, st.side.Size), f: f, path: path, size: st.side.Size, grace: max(c.opts.SidecarGrace, 0)}
 		if st.side.Hashed {
 			h.sum, h.want = xxhash.New(), st.side.Sum
 		}
@@ -88,15 +89,22 @@ func (h *Handle) File() *os.File { return h.f }
 // another program: the file holds exactly the value's bytes, and kennel
 // never changes them. The name stays valid at least Options.SidecarGrace
 // from this call, even if the value is overwritten, deleted or evicted
-// meanwhile: Path records the hand-out as the file's mtime. For a value
-// stored inline it returns "" and no error.
+// meanwhile: Path sets the file's mtime to the end of that grace, which
+// every process's sweep honours. For a value stored inline it returns ""
+// and no error.
 func (h *Handle) Path() (string, error) {
 	if h.f == nil {
 		return "", nil
 	}
-	now := time.Now()
-	if err := os.Chtimes(h.path, now, now); err != nil {
+	fi, err := h.f.Stat()
+	if err != nil {
 		return "", fmt.Errorf("kennel: hand out sidecar path: %w", err)
+	}
+	// A longer grace another hand-out gave the file stands.
+	if keep := time.Now().Add(h.grace); keep.After(keptUntil(fi)) {
+		if err := os.Chtimes(h.path, keep, keep); err != nil {
+			return "", fmt.Errorf("kennel: hand out sidecar path: %w", err)
+		}
 	}
 	return h.path, nil
 }

@@ -121,9 +121,10 @@ type Options struct {
 	// SidecarGrace is how long a sidecar file whose path was handed out
 	// (Handle.Path) stays on disk after that, even if its value is gone
 	// (overwritten, deleted, expired or evicted) meanwhile, so that a
-	// program given the path can still open it by name. Its bytes count
-	// against CacheSize meanwhile. Files whose path was never handed out go
-	// with their value. Default 5 minutes; negative: no grace.
+	// program given the path can still open it by name. It is recorded in
+	// the file, so every process sharing the directory keeps it. Its bytes
+	// count against CacheSize meanwhile. Files whose path was never handed
+	// out go with their value. Default 5 minutes; negative: no grace.
 	SidecarGrace time.Duration
 
 	// FileMode is the permission of files kennel creates. Default 0600;

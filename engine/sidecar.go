@@ -35,10 +35,12 @@ import (
 // A file's bytes never change once it is named. When its value goes
 // (overwritten, deleted, expired or evicted), compaction's sweep deletes
 // the file; but a file whose path was handed out (Handle.Path) stays until
-// SidecarGrace has passed since, so a program given the path can still open
-// it. The hand-out time is the file's mtime: set to the Unix epoch when the
-// file is made, meaning never handed out, and to the time by Path. A
-// handle keeps its file open, so it reads on whatever happens to the name.
+// Options.SidecarGrace after that, so a program given the path can still
+// open it. The file's mtime says until when it is kept: the Unix epoch
+// when it is made (never handed out), the hand-out time plus the grace
+// when Path hands it out. The grace is thus that of the process that handed
+// the path out, whichever process sweeps. A handle keeps its file open, so
+// it reads on whatever happens to the name.
 
 // SetOption adjusts one SetFile or SetReader call.
 type SetOption func(*setOptions)
@@ -307,12 +309,9 @@ var neverHandedOut = time.Unix(0, 0)
 
 func markNeverHandedOut(path string) error { return os.Chtimes(path, neverHandedOut, neverHandedOut) }
 
-// inGrace reports whether a sidecar file's path was handed out less than
-// grace ago.
-func inGrace(fi fs.FileInfo, now time.Time, grace time.Duration) bool {
-	out := fi.ModTime()
-	return out.After(neverHandedOut) && now.Sub(out) < grace
-}
+// keptUntil returns until when a sidecar file must stay although its value
+// is gone: its mtime (see the top of this file).
+func keptUntil(fi fs.FileInfo) time.Time { return fi.ModTime() }
 
 // syncSidecarFile makes a sidecar's bytes durable before it is named,
 // unless the sync policy leaves durability to the operating system.
@@ -573,7 +572,6 @@ func (c *Cache) sweepSidecars() int64 {
 	}
 
 	now := time.Now()
-	grace := max(c.opts.SidecarGrace, 0)
 	var freed int64
 	waiting := false
 	for _, e := range entries {
@@ -590,7 +588,7 @@ func (c *Cache) sweepSidecars() int64 {
 			continue // not kennel's: left alone
 		} else if _, ok := live[n]; ok {
 			continue
-		} else if inGrace(fi, now, grace) {
+		} else if keptUntil(fi).After(now) {
 			waiting = true
 			continue
 		}

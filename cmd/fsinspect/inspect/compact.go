@@ -36,10 +36,8 @@ also evicts the least read records until the directory fits.
 Compaction also sweeps the sidecar folder: it deletes the sidecar files no
 live record names (old values: written over, deleted, expired or evicted),
 and temporary files an hour old. A file whose path was handed out to a
-program (Handle.Path) stays until that is longer ago than the grace period.
-The writers' grace period (Options.SidecarGrace) is recorded nowhere a tool
-can read it: --sidecar-grace must be at least theirs, or a file may go while
-a program still counts on its path. Its default is the engine's.
+program (Handle.Path) stays until the end of the grace period recorded in it
+(its mtime) by the process that handed it out.
 
 Compact is the one command that writes: it opens DIR read-write, like any
 writer, while other processes go on using it. If no other process has the
@@ -54,8 +52,7 @@ directory or not writable, or a process has it open with Options.Exclusive.`,
 	setup: func(e *env, fs *flag.FlagSet) func([]string) error {
 		var budget byteSize
 		fs.Var(&budget, "budget", "also evict records until the directory holds at most `SIZE` bytes (units B, KiB, MiB, GiB, TiB)")
-		grace := fs.Duration("sidecar-grace", defaultSidecarGrace, "keep sidecar files no live record names for `D` after their path was handed out (0: none)")
-		return func(args []string) error { return runCompact(e, args[0], int64(budget), *grace) }
+		return func(args []string) error { return runCompact(e, args[0], int64(budget)) }
 	},
 }
 
@@ -72,20 +69,15 @@ type compactReport struct {
 	KeysBefore     int    `json:"keys_before"` // expired keys included
 	KeysAfter      int    `json:"keys_after"`
 	Rewritten      uint64 `json:"segments_rewritten"`
-	Evicted        uint64 `json:"records_evicted"` // live records dropped: expired, or evicted to fit the budget
-	ReclaimedBytes int64  `json:"reclaimed_bytes"` // the bytes of the segments rewritten
-	CopiedBytes    int64  `json:"copied_bytes"`    // of those, the bytes copied into new segments
-	SidecarGraceNs int64  `json:"sidecar_grace_ns"`
+	Evicted        uint64 `json:"records_evicted"`     // live records dropped: expired, or evicted to fit the budget
+	ReclaimedBytes int64  `json:"reclaimed_bytes"`     // the bytes of the segments rewritten
+	CopiedBytes    int64  `json:"copied_bytes"`        // of those, the bytes copied into new segments
 	SweptBytes     int64  `json:"sidecar_bytes_swept"` // sidecar files named by no live record, and old temporary ones, deleted
 	LongestPauseNs int64  `json:"longest_pause_ns"`
 	DurationNs     int64  `json:"duration_ns"` // a wait for another process's compaction included
 }
 
-// defaultSidecarGrace is the engine's default Options.SidecarGrace, which
-// the writers most likely use.
-const defaultSidecarGrace = 5 * time.Minute
-
-func runCompact(e *env, dir string, budget int64, grace time.Duration) error {
+func runCompact(e *env, dir string, budget int64) error {
 	if _, err := engine.CheckDir(dir); err != nil {
 		return cannotRun(err)
 	}
@@ -105,10 +97,6 @@ func runCompact(e *env, dir string, budget int64, grace time.Duration) error {
 	if budget > 0 {
 		opts.CacheSize = budget
 	}
-	opts.SidecarGrace = grace
-	if grace <= 0 {
-		opts.SidecarGrace = -1 // the engine's "none": 0 would be its default
-	}
 	c, err := engine.Open(dir, opts)
 	if err != nil {
 		return cannotRun(err)
@@ -120,7 +108,7 @@ func runCompact(e *env, dir string, budget int64, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
-	r.BudgetBytes, r.SidecarGraceNs = budget, int64(max(grace, 0))
+	r.BudgetBytes = budget
 	if e.json {
 		return writeJSON(e.stdout, r)
 	}
@@ -181,8 +169,8 @@ func printCompact(e *env, r *compactReport) {
 	row(tw, "keys", fmt.Sprintf("%d before, %d after", r.KeysBefore, r.KeysAfter))
 	row(tw, "rewritten", rewritten)
 	row(tw, "evicted", fmt.Sprintf("%s (expired, or evicted to fit the budget)", plural(int(r.Evicted), "live record")))
-	row(tw, "swept", fmt.Sprintf("%s of sidecar files no live record named, and old temporary files (those whose path was handed out in the last %s stay: --sidecar-grace)",
-		formatSize(r.SweptBytes), time.Duration(r.SidecarGraceNs)))
+	row(tw, "swept", fmt.Sprintf("%s of sidecar files no live record named, and old temporary files (those whose path was handed out stay until its grace ends)",
+		formatSize(r.SweptBytes)))
 	row(tw, "pause", fmt.Sprintf("%s at most (the longest hold of the index lock)", formatDuration(time.Duration(r.LongestPauseNs))))
 	row(tw, "took", formatDuration(time.Duration(r.DurationNs)))
 	tw.Flush()

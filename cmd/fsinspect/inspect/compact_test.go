@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/kennel-cache/kennel/engine"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
 	"github.com/kennel-cache/kennel/lockf"
+	"github.com/kennel-cache/kennel/segment"
 )
 
 // TestCompact runs testdata/script/compact.txtar.
@@ -238,8 +240,8 @@ func (s *syncBuffer) String() string {
 
 // TestCompactSweepsSidecars checks that compact reports the bytes of the
 // sidecar files it deleted: those of values written over, at once if their
-// path was never handed out, else once it was handed out longer ago than
-// --sidecar-grace; never a live value's.
+// path was never handed out, else once the grace recorded in it is over;
+// never a live value's.
 func TestCompactSweepsSidecars(t *testing.T) {
 	// Every value in a sidecar file of 100 bytes; key-0000 to key-0004
 	// then written over with values kept inline, after the paths of
@@ -268,15 +270,26 @@ func TestCompactSweepsSidecars(t *testing.T) {
 	}
 
 	r := compactJSON(t, dir)
-	if r.SweptBytes != 300 || r.SidecarGraceNs != int64(defaultSidecarGrace) {
-		t.Errorf("compact within the grace period: %d bytes swept, grace %d; want the 300 never handed out", r.SweptBytes, r.SidecarGraceNs)
+	if r.SweptBytes != 300 {
+		t.Errorf("compact within the grace period: %d bytes swept; want the 300 never handed out", r.SweptBytes)
 	}
 	if s := checkAccounting(t, dir).Sidecars; s.LiveFiles != 15 || s.UnreferencedFiles != 2 || s.UnreferencedBytes != 200 {
 		t.Errorf("after compact: %+v", s)
 	}
-	r = compactJSON(t, "--sidecar-grace", "0", dir)
-	if r.SweptBytes != 200 || r.SidecarGraceNs != 0 || r.DiskBefore-r.DiskAfter != 200 {
-		t.Errorf("compact with no grace: %d bytes swept, grace %d, disk %d -> %d", r.SweptBytes, r.SidecarGraceNs, r.DiskBefore, r.DiskAfter)
+	// End the grace the hand-outs recorded (the files' mtimes).
+	entries, err := os.ReadDir(filepath.Join(dir, segment.SidecarDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Second)
+	for _, e := range entries {
+		if err := os.Chtimes(filepath.Join(dir, segment.SidecarDir, e.Name()), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = compactJSON(t, dir)
+	if r.SweptBytes != 200 || r.DiskBefore-r.DiskAfter != 200 {
+		t.Errorf("compact after the grace: %d bytes swept, disk %d -> %d", r.SweptBytes, r.DiskBefore, r.DiskAfter)
 	}
 	if s := checkAccounting(t, dir).Sidecars; s.LiveFiles != 15 || s.DiskFiles != 15 || s.UnreferencedFiles != 0 || s.Missing != 0 {
 		t.Errorf("after compact: %+v", s)

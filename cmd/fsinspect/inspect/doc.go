@@ -69,9 +69,9 @@
 // among those that have it open, with engine.Options.ManualCompaction (its
 // one run, no background ones), and calls Compact, which waits for another
 // process's compaction. It evicts only when told a budget: the writers'
-// CacheSize is recorded nowhere a tool can read it; nor is their
-// SidecarGrace, so its sweep keeps the sidecar files whose path was handed
-// out for the engine's default grace, or the one --sidecar-grace says.
+// CacheSize is recorded nowhere a tool can read it. Its sweep keeps the
+// sidecar files whose path was handed out as long as the grace recorded in
+// each file says.
 //
 // # Exit status
 //

@@ -207,12 +207,14 @@ func (v *verifier) checkUnnamed(named map[string]bool) {
 
 // describeHandOut says when compaction's sweep deletes a sidecar file that
 // no live record names, given its mtime: the engine sets it to the Unix
-// epoch when it names the file, and to the time when a reader hands its
-// path out (Handle.Path), which the grace period counts from.
+// epoch when it names the file, and when a reader hands its path out
+// (Handle.Path) to the end of the grace period the file must stay for.
 func describeHandOut(mtime time.Time) string {
 	if !mtime.After(time.Unix(0, 0)) {
 		return "its path was never handed out, so compaction's next sweep deletes it"
 	}
-	ago := max(time.Since(mtime), 0).Round(time.Second)
-	return fmt.Sprintf("its path was handed out %s ago, so compaction's sweep deletes it once that is longer ago than the writers' SidecarGrace", ago)
+	if left := time.Until(mtime); left > 0 {
+		return fmt.Sprintf("its path was handed out, and it stays another %s (its grace period)", left.Round(time.Second))
+	}
+	return "its path was handed out and its grace period is over, so compaction's next sweep deletes it"
 }

@@ -486,9 +486,16 @@ func TestVerifyFindings(t *testing.T) {
 		{
 			name:   "sidecar file no live record names, its path handed out",
 			fill:   withSidecars,
+			damage: onSidecar("key-0006", func(path string) error { return copySidecar(path, time.Now().Add(time.Hour)) }),
+			code:   exitOK,
+			want:   []want{{sevWarning, "sidecars/*", -1, "; its path was handed out, and it stays another 1h0m0s (its grace period)"}},
+		},
+		{
+			name:   "sidecar file no live record names, its grace over",
+			fill:   withSidecars,
 			damage: onSidecar("key-0006", func(path string) error { return copySidecar(path, time.Now().Add(-time.Hour)) }),
 			code:   exitOK,
-			want:   []want{{sevWarning, "sidecars/*", -1, "; its path was handed out 1h0m"}}, // 0s ago, or a second more
+			want:   []want{{sevWarning, "sidecars/*", -1, "; its path was handed out and its grace period is over, so compaction's next sweep deletes it"}},
 		},
 		{
 			name:   "temporary file in the sidecar folder",
@@ -656,9 +663,9 @@ func editSidecarRecord(key string, edit func(desc []byte)) func(*testing.T, stri
 }
 
 // copySidecar copies the sidecar file at path under a new name, with
-// handedOut for its mtime, the time its path was handed out (the Unix
-// epoch: never).
-func copySidecar(path string, handedOut time.Time) error {
+// keptUntil for its mtime: until when a hand-out of its path keeps it (the
+// Unix epoch: never handed out).
+func copySidecar(path string, keptUntil time.Time) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -667,7 +674,7 @@ func copySidecar(path string, handedOut time.Time) error {
 	if err := os.WriteFile(cp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Chtimes(cp, handedOut, handedOut)
+	return os.Chtimes(cp, keptUntil, keptUntil)
 }
 
 // removeAll removes dir/name and everything in it.

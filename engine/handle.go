@@ -21,7 +21,7 @@ import (
 // file stays readable until Close. A Handle is an io.ReadSeekCloser and an
 // io.ReaderAt; it is not safe for concurrent use, except ReadAt.
 type Handle struct {
-	r    *io.SectionReader
+	r     *io.SectionReader
 	f     *os.File // nil for an inline value
 	path  string
 	size  int64

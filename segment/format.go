@@ -151,10 +151,14 @@ func DecodeHeader(b []byte) (Header, error) {
 		Flags:   binary.LittleEndian.Uint32(b[12:]),
 		ID:      binary.LittleEndian.Uint64(b[16:]),
 	}
-	if h.Version != FormatVersion {
+	// Another version is one written so, checksum and all; a version
+	// field that fails the checksum is a damaged header, not a reason to
+	// refuse the whole directory.
+	sumOK := xxhash.Sum64(b[:24]) == binary.LittleEndian.Uint64(b[24:])
+	switch {
+	case h.Version != FormatVersion && sumOK:
 		return Header{}, fmt.Errorf("%w: segment format version %d, this kennel reads %d", ErrVersion, h.Version, FormatVersion)
-	}
-	if xxhash.Sum64(b[:24]) != binary.LittleEndian.Uint64(b[24:]) {
+	case !sumOK:
 		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
 	}
 	return h, nil

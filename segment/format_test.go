@@ -156,6 +156,7 @@ func TestHeaderErrors(t *testing.T) {
 	badVersion := func(b []byte) { binary.LittleEndian.PutUint32(b[8:], FormatVersion+1) }
 	badSum := func(b []byte) { b[17] ^= 1 } // the id: covered by the checksum only
 	badSumField := func(b []byte) { b[31] ^= 0x80 }
+	resum := func(b []byte) { binary.LittleEndian.PutUint64(b[24:], xxhash.Sum64(b[:24])) } // as a writer of that header would
 	tests := []struct {
 		name string
 		b    []byte
@@ -167,9 +168,10 @@ func TestHeaderErrors(t *testing.T) {
 		{"magic before version", mutate(badMagic, badVersion), ErrNotSegment},
 		{"magic before checksum", mutate(badMagic, badSum), ErrNotSegment},
 		{"hint magic", append([]byte("kennelHT"), good[8:]...), ErrNotSegment},
-		{"version", mutate(badVersion), ErrVersion},
-		{"version zero", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 0) }), ErrVersion},
-		{"version before checksum", mutate(badVersion, badSum), ErrVersion},
+		{"version", mutate(badVersion, resum), ErrVersion},
+		{"version zero", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 0) }, resum), ErrVersion},
+		{"version damaged", mutate(badVersion), ErrCorrupt},
+		{"version and checksum damaged", mutate(badVersion, badSum), ErrCorrupt},
 		{"checksum over id", mutate(badSum), ErrCorrupt},
 		{"checksum over flags", mutate(func(b []byte) { b[12] = 1 }), ErrCorrupt},
 		{"checksum field", mutate(badSumField), ErrCorrupt},

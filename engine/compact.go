@@ -146,8 +146,9 @@ func (c *Cache) compactLoop() {
 	}
 }
 
-// Compact reclaims space now: it rewrites every sealed segment that holds
-// dead or expired records and evicts as the budget requires. It waits for a
+// Compact reclaims space now: it rewrites every segment that holds dead or
+// expired records (sealing the log's active one first if it holds dead
+// records) and evicts as the budget requires. It waits for a
 // compaction running in another process to finish first.
 func (c *Cache) Compact() error {
 	if c.opts.ReadOnly {
@@ -235,6 +236,11 @@ func (c *Cache) closedOr(err error) error {
 // compactRun reclaims segments until nothing is left to do, and reports
 // whether it rewrote any.
 func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
+	if mode == runAll {
+		if err := c.sealDeadLog(); err != nil {
+			return false, err
+		}
+	}
 	visited := make(map[uint32]bool)
 	evicting := false
 	c.mu.RLock()
@@ -293,6 +299,27 @@ func (c *Cache) maybeSweep(force bool) {
 	}
 	cp.lastSweep = time.Now()
 	c.sweepSidecars()
+}
+
+// sealDeadLog seals the log's active segment if it holds anything to
+// reclaim, so that Compact reclaims it too: otherwise the records
+// overwritten since the last roll (up to a segment's worth) would stay.
+func (c *Cache) sealDeadLog() error {
+	c.catchMu.Lock()
+	err := c.catchUpLocked()
+	c.catchMu.Unlock()
+	if err != nil {
+		return err
+	}
+	id := c.seenSegment()
+	c.mu.RLock()
+	u := c.usage[id]
+	dead := u != nil && u.reclaimable() > 0
+	c.mu.RUnlock()
+	if !dead {
+		return nil
+	}
+	return c.rollLog(id)
 }
 
 // evictionVictim returns the segment the policy evicts next, sealing it

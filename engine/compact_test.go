@@ -493,3 +493,35 @@ func TestCompactionKilled(t *testing.T) {
 		mustClose(t, c)
 	}
 }
+
+// TestCompactSealsDeadLog: Compact also reclaims the dead records of the
+// log's active segment, sealing it first; a log with nothing dead is left
+// as it is.
+func TestCompactSealsDeadLog(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, engine.Options{ManualCompaction: true})
+	for i := range 50 {
+		mustSet(t, c, "k", value("k", i, 200))
+	}
+	mustSet(t, c, "other", "x")
+	before := c.Stats()
+	if err := c.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	after := c.Stats()
+	if after.DeadBytes != 0 || after.DiskBytes >= before.DiskBytes-40*200 {
+		t.Fatalf("Compact of a log with 49 dead records: dead %d -> %d bytes, disk %d -> %d", before.DeadBytes, after.DeadBytes, before.DiskBytes, after.DiskBytes)
+	}
+	wantValue(t, c, "k", value("k", 49, 200))
+	wantValue(t, c, "other", "x")
+	segs := lastSegmentID(t, dir)
+	if err := c.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSegmentID(t, dir); got != segs {
+		t.Fatalf("Compact with nothing to reclaim rolled the log: last segment %d -> %d", segs, got)
+	}
+	mustClose(t, c)
+	c = openCache(t, dir, engine.Options{ManualCompaction: true})
+	wantValue(t, c, "k", value("k", 49, 200))
+}

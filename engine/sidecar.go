@@ -527,4 +527,3 @@ func (c *Cache) superseded(key []byte, e *index.Entry) bool {
 	cur, ok := c.idx.Get(key)
 	return !ok || cur.Seg != e.Seg || cur.Offset != e.Offset
 }
-

@@ -429,7 +429,7 @@ type victimRecord struct {
 	key       []byte
 	off, size uint32
 	seq       uint64
-	weight    int64 // size, plus a put-sidecar's file (see Cache.weight)
+	weight    int64 // see recordWeight
 }
 
 // reclaimSegment rewrites segment id: under an eviction the policy decides
@@ -457,13 +457,8 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 	for {
 		for s.Next() {
 			r := s.Record()
-			weight := int64(s.Size())
-			if r.Kind == segment.KindPutSidecar {
-				if desc, err := segment.DecodeSidecar(r.Value); err == nil {
-					weight += desc.Size
-				}
-			}
-			recs = append(recs, victimRecord{kind: r.Kind, key: r.Key, off: uint32(s.Offset()), size: uint32(s.Size()), seq: r.Seq, weight: weight})
+			recs = append(recs, victimRecord{kind: r.Kind, key: r.Key, off: uint32(s.Offset()), size: uint32(s.Size()), seq: r.Seq,
+				weight: recordWeight(&r, int64(s.Size()))})
 		}
 		if _, err := s.Stop(); err == nil || s.Resync() < 0 {
 			break

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -54,11 +53,8 @@ func (c *Cache) Open(key []byte) (*Handle, error) {
 			return &Handle{r: io.NewSectionReader(bytes.NewReader(st.value), 0, int64(len(st.value))), size: int64(len(st.value))}, nil
 		}
 		f, err := c.openSidecar(st.side)
-		if errors.Is(err, fs.ErrNotExist) {
-			if c.superseded(key, &e) {
-				continue // overwritten, and the old file swept, since the lookup
-			}
-			err = c.missingSidecar(key, st.side)
+		if err = c.sidecarGone(key, &e, st.side, err); errors.Is(err, errSuperseded) {
+			continue
 		}
 		if err != nil {
 			return nil, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime/debug"
 
 	"github.com/klauspost/compress/s2"
@@ -36,11 +35,8 @@ func (c *Cache) get(key []byte) ([]byte, int64, error) {
 		}
 		if st.side != nil {
 			st.value, err = c.readSidecar(st.side)
-			if errors.Is(err, fs.ErrNotExist) {
-				if c.superseded(key, &e) {
-					continue // overwritten, and the old file swept, since the lookup
-				}
-				err = c.missingSidecar(key, st.side)
+			if err = c.sidecarGone(key, &e, st.side, err); errors.Is(err, errSuperseded) {
+				continue
 			}
 			if err != nil {
 				return nil, 0, err
@@ -180,12 +176,9 @@ func (c *Cache) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		var st stored
 		if st, err = c.valueLocked(snap.maps, &e, key); err == nil && st.side != nil {
 			st.value, err = c.readSidecar(st.side)
-			if errors.Is(err, fs.ErrNotExist) {
-				if c.superseded(key, &e) {
-					err = nil
-					return true // overwritten during the scan, and the old file swept
-				}
-				err = c.missingSidecar(key, st.side)
+			if err = c.sidecarGone(key, &e, st.side, err); errors.Is(err, errSuperseded) {
+				err = nil
+				return true // overwritten during the scan, and the old file swept
 			}
 		}
 		if err == nil {

@@ -448,17 +448,28 @@ func (c *Cache) sidecarAt(e *index.Entry) (segment.Sidecar, bool) {
 	return desc, err == nil
 }
 
-// weight is what a record costs the budget: its bytes, and for a
-// put-sidecar record its file's too. The eviction policy counts records by
-// weight. Callers hold mu.
+// weight is recordWeight for the record e points to. Callers hold mu.
 func (c *Cache) weight(e *index.Entry) int64 {
-	w := int64(e.Size)
 	if segment.Kind(e.Kind) == segment.KindPutSidecar {
-		if desc, ok := c.sidecarAt(e); ok {
-			w += desc.Size
+		if m := c.maps[e.Seg]; m != nil {
+			if rec, err := m.Record(e.Offset, e.Size); err == nil {
+				return recordWeight(&rec, int64(e.Size))
+			}
 		}
 	}
-	return w
+	return int64(e.Size)
+}
+
+// recordWeight is what a record of size bytes costs the budget: its bytes,
+// and for a put-sidecar record its file's too. The eviction policy counts
+// records by weight.
+func recordWeight(r *segment.Record, size int64) int64 {
+	if r.Kind == segment.KindPutSidecar {
+		if desc, err := segment.DecodeSidecar(r.Value); err == nil {
+			return size + desc.Size
+		}
+	}
+	return size
 }
 
 // readSidecar reads and checks a whole sidecar value. A missing file
@@ -510,20 +521,26 @@ func (c *Cache) sidecarDamaged(desc *segment.Sidecar, why string) error {
 	return fmt.Errorf("%w: sidecar %s: %s", ErrCorrupt, desc.Name, why)
 }
 
-// missingSidecar is the error for a sidecar file that is gone although its
-// record is still the key's value.
-func (c *Cache) missingSidecar(key []byte, desc *segment.Sidecar) error {
+// errSuperseded says a sidecar file was found missing because key's value
+// changed since the lookup, and the old file was swept meanwhile: the
+// caller looks the key up again.
+var errSuperseded = errors.New("kennel: value superseded while its sidecar was opened")
+
+// sidecarGone turns a sidecar file found missing (err wraps
+// fs.ErrNotExist) into errSuperseded if key's value is no longer the record
+// e points to, else into ErrCorrupt: the file of a live value is gone.
+// Other errors are returned as they are.
+func (c *Cache) sidecarGone(key []byte, e *index.Entry, desc *segment.Sidecar, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if c.rlockCurrent() == nil {
+		cur, ok := c.idx.Get(key)
+		c.mu.RUnlock()
+		if !ok || cur.Seg != e.Seg || cur.Offset != e.Offset {
+			return errSuperseded
+		}
+	}
 	c.reportCorrupt("sidecar file missing", "key", key, "sidecar", desc.Name.String())
 	return fmt.Errorf("%w: key %q: sidecar %s is missing", ErrCorrupt, key, desc.Name)
-}
-
-// superseded reports whether key's value is no longer the record e points
-// to: a sidecar found missing was then deleted as the old value's.
-func (c *Cache) superseded(key []byte, e *index.Entry) bool {
-	if c.rlockCurrent() != nil {
-		return false
-	}
-	defer c.mu.RUnlock()
-	cur, ok := c.idx.Get(key)
-	return !ok || cur.Seg != e.Seg || cur.Offset != e.Offset
 }

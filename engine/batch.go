@@ -119,7 +119,7 @@ func (c *Cache) prepareBatchSidecars(ops []op) ([]sidecarFile, error) {
 		}
 		f, err := c.prepareSidecar(o.key, fillFrom(o.value))
 		if err != nil {
-			c.removeSidecarFiles(files, 0)
+			c.removeSidecarFiles(files)
 			return nil, fmt.Errorf("kennel: batch write %d: %w", i, err)
 		}
 		files = append(files, f)

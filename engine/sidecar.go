@@ -317,15 +317,7 @@ func (c *Cache) syncSidecarFile(f *os.File) error {
 	if c.opts.Sync == SyncNever {
 		return nil
 	}
-	return ignoringEINTR(func() error { return unix.Fdatasync(int(f.Fd())) })
-}
-
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); err != unix.EINTR {
-			return err
-		}
-	}
+	return segment.Fdatasync(f)
 }
 
 // storeSidecars names the files (renaming each from its temporary name)
@@ -333,14 +325,14 @@ func ignoringEINTR(fn func() error) error {
 func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
 	held, err := c.holdSidecars()
 	if err != nil {
-		c.removeSidecarFiles(files, 0)
+		c.removeSidecarFiles(files)
 		return err
 	}
 	defer held.Unlock()
 	reached("sidecar-written")
 	for i, f := range files {
 		if err := renameNoReplace(f.tmp, c.sidecarPath(f.desc.Name)); err != nil {
-			c.removeSidecarFiles(files, i)
+			c.removeSidecarFiles(files)
 			return fmt.Errorf("kennel: name sidecar: %w", err)
 		}
 		files[i].tmp = ""
@@ -348,11 +340,11 @@ func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
 	return c.publishSidecars(r, files)
 }
 
-// removeSidecarFiles deletes files that will not be stored: those before
-// named ones by name, the others by their temporary name.
-func (c *Cache) removeSidecarFiles(files []sidecarFile, named int) {
-	for i, f := range files {
-		if i < named || f.tmp == "" {
+// removeSidecarFiles deletes files that will not be stored: by name those
+// named already, the others by their temporary name.
+func (c *Cache) removeSidecarFiles(files []sidecarFile) {
+	for _, f := range files {
+		if f.tmp == "" {
 			os.Remove(c.sidecarPath(f.desc.Name))
 		} else {
 			os.Remove(f.tmp)
@@ -387,7 +379,7 @@ func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
 		err = c.commit(r)
 	}
 	if err != nil {
-		c.removeSidecarFiles(files, len(files))
+		c.removeSidecarFiles(files)
 		return err
 	}
 	return nil
@@ -420,9 +412,7 @@ func (c *Cache) syncSegment(w *segment.Writer) error {
 // existing to. Filesystems without RENAME_NOREPLACE get link and unlink,
 // which also never replace.
 func renameNoReplace(from, to string) error {
-	err := ignoringEINTR(func() error {
-		return unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	})
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
 	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
 		return err
 	}

@@ -56,7 +56,7 @@ func Create(dir string, id uint64, flags uint32, perm os.FileMode) (*Writer, err
 		os.Remove(path)
 		return nil, err
 	}
-	if err := fdatasync(f); err != nil {
+	if err := Fdatasync(f); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -144,14 +144,15 @@ func (w *Writer) Flush() error {
 
 // Sync makes the written records durable (fdatasync: the file's data and
 // size, not its timestamps).
-func (w *Writer) Sync() error { return fdatasync(w.f) }
+func (w *Writer) Sync() error { return Fdatasync(w.f) }
 
 // Close closes the file without syncing it.
 func (w *Writer) Close() error { return w.f.Close() }
 
-// fdatasync goes through SyscallConn so that it holds a reference on the
-// descriptor and cannot race with a concurrent Close.
-func fdatasync(f *os.File) error {
+// Fdatasync makes f's data durable (fdatasync(2), retried on EINTR). It
+// goes through SyscallConn so that it holds a reference on the descriptor
+// and cannot race with a concurrent Close.
+func Fdatasync(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

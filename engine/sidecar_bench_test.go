@@ -93,31 +93,32 @@ func BenchmarkLargeValue(b *testing.B) {
 				}
 			})
 		}
-		b.Run(sz.name+"/read", func(b *testing.B) {
-			c := largeValueCache(b, value)
-			b.SetBytes(int64(sz.size))
-			b.ResetTimer()
-			for range b.N {
-				if _, err := c.Get(benchKey(0)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(sz.name+"/stream", func(b *testing.B) {
-			c := largeValueCache(b, value)
-			b.SetBytes(int64(sz.size))
-			b.ResetTimer()
-			for range b.N {
+		for _, read := range []struct {
+			name string
+			read func(c *engine.Cache) error
+		}{
+			{"read", func(c *engine.Cache) error { _, err := c.Get(benchKey(0)); return err }},
+			{"stream", func(c *engine.Cache) error {
 				h, err := c.Open(benchKey(0))
 				if err != nil {
-					b.Fatal(err)
+					return err
 				}
-				if _, err := io.Copy(io.Discard, h); err != nil {
-					b.Fatal(err)
+				defer h.Close()
+				_, err = io.Copy(io.Discard, h)
+				return err
+			}},
+		} {
+			b.Run(sz.name+"/"+read.name, func(b *testing.B) {
+				c := largeValueCache(b, value)
+				b.SetBytes(int64(sz.size))
+				b.ResetTimer()
+				for range b.N {
+					if err := read.read(c); err != nil {
+						b.Fatal(err)
+					}
 				}
-				h.Close()
-			}
-		})
+			})
+		}
 	}
 }
 

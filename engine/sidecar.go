@@ -211,6 +211,10 @@ func sidecarOp(key []byte, desc segment.Sidecar, expiry, fresh int64) op {
 type sidecarFile struct {
 	tmp  string
 	desc segment.Sidecar
+	// For a file moved in: where it came from, and its mode and mtime
+	// there, so that a write that fails gives it back as it was.
+	movedFrom string
+	moved     fs.FileInfo
 }
 
 // prepareSidecar writes a value into a temporary file with fill (which
@@ -268,17 +272,18 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 	} else if err != nil {
 		return false, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
 	}
+	file := sidecarFile{desc: desc, movedFrom: path, moved: fi}
 	// The checks above were made on the path; check what was moved.
 	f, err := os.OpenFile(final, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err == nil {
-		err = c.adoptMoved(f, &desc)
+		err = c.adoptMoved(f, &file.desc)
 		f.Close()
 	}
 	if err != nil {
-		os.Remove(final)
+		c.removeSidecarFiles([]sidecarFile{file})
 		return true, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
 	}
-	return true, c.publishSidecars(sidecarRequest(key, desc, c.expiry(o.ttl), 0), []sidecarFile{{desc: desc}})
+	return true, c.publishSidecars(sidecarRequest(key, file.desc, c.expiry(o.ttl), 0), []sidecarFile{file})
 }
 
 // adoptMoved checks a file moved in, gives it the cache's file mode and
@@ -341,14 +346,28 @@ func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
 }
 
 // removeSidecarFiles deletes files that will not be stored: by name those
-// named already, the others by their temporary name.
+// named already, the others by their temporary name. A file moved in goes
+// back where it came from, with its mode and mtime: it is the caller's.
 func (c *Cache) removeSidecarFiles(files []sidecarFile) {
 	for _, f := range files {
-		if f.tmp == "" {
+		if f.movedFrom != "" {
+			c.giveBack(f)
+		} else if f.tmp == "" {
 			os.Remove(c.sidecarPath(f.desc.Name))
 		} else {
 			os.Remove(f.tmp)
 		}
+	}
+}
+
+// giveBack moves a file moved in back to its path, as it was.
+func (c *Cache) giveBack(f sidecarFile) {
+	name := c.sidecarPath(f.desc.Name)
+	os.Chmod(name, f.moved.Mode().Perm())
+	os.Chtimes(name, time.Time{}, f.moved.ModTime()) // zero: atime unchanged
+	if err := renameNoReplace(name, f.movedFrom); err != nil {
+		c.log.Error("cannot give back a file whose store failed; it stays in the sidecar folder until a sweep",
+			"file", f.movedFrom, "sidecar", f.desc.Name.String(), "err", err)
 	}
 }
 

@@ -769,3 +769,37 @@ func TestSidecarAfterReload(t *testing.T) {
 	wantBytes(t, a, "new", data)
 	wantBytes(t, b, "new", data)
 }
+
+// TestSetFileMoveFailureGivesBack: when the record of a file moved in
+// cannot be written (here the cache closes under the write), the file goes
+// back to its path with its mode and mtime: it is never lost.
+func TestSetFileMoveFailureGivesBack(t *testing.T) {
+	dir, src := t.TempDir(), t.TempDir()
+	c := openCache(t, dir, sidecarOptions())
+	path := filepath.Join(src, "value")
+	data := randomBytes(15, 100<<10)
+	if err := os.WriteFile(path, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(path, mtime, mtime)
+	engine.SetCrashPoint(func(name string) {
+		if name == "sidecar-named" {
+			c.Close()
+		}
+	})
+	defer engine.SetCrashPoint(nil)
+	if err := c.SetFile([]byte("k"), path, engine.Movable()); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("SetFile on a cache closed under it: %v, want ErrClosed", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("the moved file was not given back: %v", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mtime) {
+		t.Fatalf("given back as %d bytes, mode %v, mtime %v; want %d bytes, 0640, %v", len(got), fi.Mode().Perm(), fi.ModTime(), len(data), mtime)
+	}
+	if files := sidecarFiles(t, dir); len(files) != 0 {
+		t.Fatalf("the sidecar folder still holds %v", files)
+	}
+}

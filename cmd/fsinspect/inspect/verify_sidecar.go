@@ -114,6 +114,9 @@ func (v *verifier) checkSidecarValue(c *engine.Cache, k engine.KeyInfo) (segment
 			break // moved in: the engine checks its size only
 		}
 		switch sum, err := v.hashFile(path); {
+		case errors.Is(err, fs.ErrNotExist) && !stillNamed(c, v.dir, k.Key, d.Name):
+			// Written over, and the old file swept, between the Lstat
+			// and the open.
 		case err != nil:
 			v.unreadable(k, file, -1, "cannot read (named by %s): %v", whose, err)
 		case sum != d.Sum:

@@ -13,6 +13,7 @@ import (
 	"github.com/kennel-cache/kennel/compaction"
 	"github.com/kennel-cache/kennel/index"
 	"github.com/kennel-cache/kennel/internal/sharedstate"
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"github.com/kennel-cache/kennel/lockf"
 	"github.com/kennel-cache/kennel/segment"
 )
@@ -23,6 +24,9 @@ type Cache struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
+	// fs makes every call that changes the directory: the real filesystem,
+	// or a crash or fault-injecting one in tests (Options.fs).
+	fs vfs.FS
 
 	// locks is the directory's lock file (nil when ReadOnly). The process
 	// holds users (shared, or exclusive with Options.Exclusive) while it has
@@ -118,6 +122,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		dir:  dir,
 		opts: opts,
 		log:  opts.Logger.With("dir", dir),
+		fs:   opts.fs,
 		stop: make(chan struct{}),
 	}
 	c.resetIndex()

@@ -667,14 +667,14 @@ func (c *Cache) ensureOutput(need int64) error {
 		return fmt.Errorf("kennel: segment ids exhausted")
 	}
 	capacity := max(c.opts.SegmentSize, segment.HeaderSize+need)
-	w, err := segment.Create(c.dir, id, segment.HeaderCompacted, c.opts.FileMode)
+	w, err := segment.Create(c.fs, c.dir, id, segment.HeaderCompacted, c.opts.FileMode)
 	if err != nil {
 		return fmt.Errorf("kennel: create compacted segment %d: %w", id, err)
 	}
 	m, err := segment.MapFile(w.File(), id, capacity)
 	if err != nil {
 		w.Close()
-		os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+		c.fs.Remove(filepath.Join(c.dir, segment.FileName(id)))
 		return fmt.Errorf("kennel: %w", err)
 	}
 	ps := c.policy.NewSegment(id, compaction.Main)
@@ -763,7 +763,7 @@ func (c *Cache) dropSegment(id uint32) {
 			c.log.Error("cannot delete a reclaimed file", "file", name, "err", err)
 		}
 	}
-	if err := segment.SyncDir(c.dir); err != nil {
+	if err := c.fs.SyncDir(c.dir); err != nil {
 		c.log.Warn("cannot sync the directory after compaction", "err", err)
 	}
 }

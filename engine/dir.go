@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -39,7 +37,7 @@ func (c *Cache) openDir() error {
 	case errors.Is(err, fs.ErrNotExist) && c.opts.ReadOnly:
 		return fmt.Errorf("kennel: open %s read-only: %w", c.dir, err)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
+		if err := c.fs.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
 			return fmt.Errorf("kennel: create directory: %w", err)
 		}
 	case err != nil:
@@ -48,7 +46,7 @@ func (c *Cache) openDir() error {
 		return fmt.Errorf("%w: %s is not a directory", ErrNotKennelDir, c.dir)
 	}
 	if !c.opts.AllowNetworkFS {
-		if err := checkLocalFS(c.dir); err != nil {
+		if err := c.checkLocalFS(); err != nil {
 			return err
 		}
 	}
@@ -103,7 +101,7 @@ func (c *Cache) writeFormat() error {
 	if err != nil || !missing {
 		return err
 	}
-	if err := segment.WriteFileAtomic(c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {
+	if err := segment.WriteFileAtomic(c.fs, c.dir, formatFile, formatLine(formatVersion), c.opts.FileMode); err != nil {
 		return fmt.Errorf("kennel: write format file: %w", err)
 	}
 	return nil
@@ -124,13 +122,13 @@ var networkFS = map[int64]string{
 }
 
 // checkLocalFS refuses directories on network and FUSE filesystems.
-func checkLocalFS(dir string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("kennel: statfs %s: %w", dir, err)
+func (c *Cache) checkLocalFS() error {
+	fsType, err := c.fs.FSType(c.dir)
+	if err != nil {
+		return fmt.Errorf("kennel: %w", err)
 	}
-	if name, ok := networkFS[int64(st.Type)]; ok {
-		return fmt.Errorf("%w: %s is on %s; set Options.AllowNetworkFS to use it anyway", ErrNetworkFS, dir, name)
+	if name, ok := networkFS[fsType]; ok {
+		return fmt.Errorf("%w: %s is on %s; set Options.AllowNetworkFS to use it anyway", ErrNetworkFS, c.dir, name)
 	}
 	return nil
 }

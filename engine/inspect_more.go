@@ -11,7 +11,8 @@ package engine
 // Errors are Open's: ErrNotKennelDir, ErrIncompatible, ErrNetworkFS, or a
 // wrapped fs error such as fs.ErrNotExist.
 func CheckDir(dir string) (int, error) {
-	c := &Cache{dir: dir, opts: Options{ReadOnly: true}.withDefaults()}
+	opts := Options{ReadOnly: true}.withDefaults()
+	c := &Cache{dir: dir, opts: opts, fs: opts.fs}
 	if err := c.openDir(); err != nil {
 		return 0, err
 	}

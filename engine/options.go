@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -156,6 +157,11 @@ type Options struct {
 
 	// Logger receives recovery and corruption reports. Default: discard.
 	Logger *slog.Logger
+
+	// fs is the filesystem the cache changes the directory through: the
+	// real one, unless a test sets a crash or fault-injecting one
+	// (export_test.go).
+	fs vfs.FS
 }
 
 const (
@@ -215,6 +221,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.fs == nil {
+		o.fs = vfs.OS{}
 	}
 	return o
 }

@@ -179,14 +179,14 @@ func (c *Cache) recover(first bool) error {
 
 	for _, name := range temps {
 		c.log.Info("removing temporary file left by a crash", "file", name)
-		os.Remove(filepath.Join(c.dir, name))
+		c.fs.Remove(filepath.Join(c.dir, name))
 	}
 	// A hint outlives its segment when compaction was killed between
 	// removing the one and the other.
 	for id := range hints {
 		if !slices.Contains(ids, id) && !orphans[id] {
 			c.log.Info("removing the hint of a segment that is gone", "segment", id)
-			os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+			c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
 		}
 	}
 	// The next id is past every segment, and is the one the last seal names
@@ -200,7 +200,7 @@ func (c *Cache) recover(first bool) error {
 	}
 	if lastMapped && last.clean && !last.sealed {
 		id := lastLog
-		w, err := segment.OpenWriter(filepath.Join(c.dir, segment.FileName(id)), id, last.end)
+		w, err := segment.OpenWriter(c.fs, filepath.Join(c.dir, segment.FileName(id)), id, last.end)
 		if err != nil {
 			return fmt.Errorf("kennel: reopen segment %d: %w", id, err)
 		}
@@ -276,7 +276,7 @@ func (c *Cache) loadSegment(rb *rebuild, seg segLoad, first bool) (loaded, bool,
 		if first && size <= segment.HeaderSize {
 			// No room for a record: nothing is lost with it.
 			c.log.Info("removing segment whose creation a crash interrupted", "segment", id, "size", size)
-			return loaded{}, false, os.Remove(path)
+			return loaded{}, false, c.fs.Remove(path)
 		}
 		// Reported once orphans are known: a writer that died while
 		// creating a segment leaves one without a header.
@@ -356,8 +356,8 @@ func (c *Cache) dropOrphans(rb *rebuild, ids []uint64, seals map[uint64]uint64, 
 		delete(c.usage, uint32(id))
 		delete(rb.hints, id)
 		if first {
-			os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
-			os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+			c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+			c.fs.Remove(filepath.Join(c.dir, segment.FileName(id)))
 		}
 	}
 	return orphans

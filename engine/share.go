@@ -364,7 +364,7 @@ func (c *Cache) installMap(m *segment.Map) {
 // it loads the directory into a fresh cache value and takes over its index
 // and mappings. Callers hold catchMu.
 func (c *Cache) reloadLocked() error {
-	fresh := &Cache{dir: c.dir, opts: c.opts, log: c.log, state: c.state, logSegmentSize: c.logSegmentSize}
+	fresh := &Cache{dir: c.dir, opts: c.opts, log: c.log, fs: c.fs, state: c.state, logSegmentSize: c.logSegmentSize}
 	fresh.resetIndex()
 	fresh.opts.ReadOnly = true // load only: write no hint, remove nothing
 	if err := fresh.load(false); err != nil {
@@ -430,7 +430,7 @@ func (c *Cache) beginAppend() error {
 			c.active = nil
 		}
 		id := uint64(pos.Segment())
-		w, err := segment.OpenWriter(filepath.Join(c.dir, segment.FileName(id)), id, int64(pos.End()))
+		w, err := segment.OpenWriter(c.fs, filepath.Join(c.dir, segment.FileName(id)), id, int64(pos.End()))
 		if err != nil {
 			return fmt.Errorf("kennel: open segment %d for appending: %w", id, err)
 		}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,7 +38,7 @@ func TestOrphanSegmentIgnored(t *testing.T) {
 
 	st := openState(t, dir)
 	id := st.TakeSegmentID()
-	w, err := segment.Create(dir, id, 0, 0o600)
+	w, err := segment.Create(vfs.OS{}, dir, id, 0, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

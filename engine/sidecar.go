@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kennel-cache/kennel/index"
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"github.com/kennel-cache/kennel/lockf"
 	"github.com/kennel-cache/kennel/segment"
 )
@@ -145,7 +146,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 // copySidecar streams r into a new sidecar file and stores it under key.
 func (c *Cache) copySidecar(key []byte, r io.Reader, expiry, fresh int64) error {
 	c.waitForRoom()
-	file, err := c.prepareSidecar(key, func(f *os.File) (int64, uint64, error) {
+	file, err := c.prepareSidecar(key, func(f io.Writer) (int64, uint64, error) {
 		bp := copyBuffers.Get().(*[]byte)
 		defer copyBuffers.Put(bp)
 		buf := *bp
@@ -187,8 +188,8 @@ func (c *Cache) storeSidecar(key, value []byte, expiry, fresh int64) error {
 }
 
 // fillFrom writes a value held in memory into a sidecar file.
-func fillFrom(value []byte) func(*os.File) (int64, uint64, error) {
-	return func(f *os.File) (int64, uint64, error) {
+func fillFrom(value []byte) func(io.Writer) (int64, uint64, error) {
+	return func(f io.Writer) (int64, uint64, error) {
 		_, err := f.Write(value)
 		return int64(len(value)), xxhash.Sum64(value), err
 	}
@@ -220,8 +221,8 @@ type sidecarFile struct {
 // prepareSidecar writes a value into a temporary file with fill (which
 // returns its size and checksum) and syncs it as the sync policy says.
 // Callers wait for room first.
-func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, error)) (sidecarFile, error) {
-	f, err := os.CreateTemp(c.sidecarDir(), "value"+segment.TempInfix+"*")
+func (c *Cache) prepareSidecar(key []byte, fill func(io.Writer) (int64, uint64, error)) (sidecarFile, error) {
+	f, err := c.fs.CreateTemp(c.sidecarDir(), "value"+segment.TempInfix+"*")
 	if err != nil {
 		return sidecarFile{}, fmt.Errorf("kennel: set %q: create sidecar: %w", key, err)
 	}
@@ -231,7 +232,7 @@ func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, e
 		err = f.Chmod(c.opts.FileMode) // CreateTemp makes 0600 files
 	}
 	if err == nil {
-		err = markNeverHandedOut(tmp)
+		err = c.markNeverHandedOut(tmp)
 	}
 	if err == nil {
 		err = c.syncSidecarFile(f)
@@ -240,7 +241,7 @@ func (c *Cache) prepareSidecar(key []byte, fill func(*os.File) (int64, uint64, e
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
+		c.fs.Remove(tmp)
 		return sidecarFile{}, fmt.Errorf("kennel: set %q: write sidecar: %w", key, err)
 	}
 	return sidecarFile{tmp: tmp, desc: segment.Sidecar{Name: segment.NewSidecarName(), Size: size, Sum: sum, Hashed: true}}, nil
@@ -267,14 +268,14 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 	}
 	defer held.Unlock()
 	final := c.sidecarPath(desc.Name)
-	if err := renameNoReplace(path, final); errors.Is(err, unix.EXDEV) {
+	if err := c.fs.RenameNoReplace(path, final); errors.Is(err, unix.EXDEV) {
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
 	}
 	file := sidecarFile{desc: desc, movedFrom: path, moved: fi}
 	// The checks above were made on the path; check what was moved.
-	f, err := os.OpenFile(final, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	f, err := c.fs.OpenRead(final)
 	if err == nil {
 		err = c.adoptMoved(f, &file.desc)
 		f.Close()
@@ -288,8 +289,8 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 
 // adoptMoved checks a file moved in, gives it the cache's file mode and
 // syncs it.
-func (c *Cache) adoptMoved(f *os.File, desc *segment.Sidecar) error {
-	fi, err := f.Stat()
+func (c *Cache) adoptMoved(f vfs.File, desc *segment.Sidecar) error {
+	fi, err := f.OS().Stat()
 	if err != nil {
 		return err
 	}
@@ -300,7 +301,7 @@ func (c *Cache) adoptMoved(f *os.File, desc *segment.Sidecar) error {
 	if err := f.Chmod(c.opts.FileMode); err != nil {
 		return err
 	}
-	if err := markNeverHandedOut(f.Name()); err != nil {
+	if err := c.markNeverHandedOut(f.Name()); err != nil {
 		return err
 	}
 	return c.syncSidecarFile(f)
@@ -310,7 +311,9 @@ func (c *Cache) adoptMoved(f *os.File, desc *segment.Sidecar) error {
 // handed out: the sweep deletes it as soon as its value is gone.
 var neverHandedOut = time.Unix(0, 0)
 
-func markNeverHandedOut(path string) error { return os.Chtimes(path, neverHandedOut, neverHandedOut) }
+func (c *Cache) markNeverHandedOut(path string) error {
+	return c.fs.Chtimes(path, neverHandedOut, neverHandedOut)
+}
 
 // keptUntil returns until when a sidecar file must stay although its value
 // is gone: its mtime (see the top of this file).
@@ -318,11 +321,11 @@ func keptUntil(fi fs.FileInfo) time.Time { return fi.ModTime() }
 
 // syncSidecarFile makes a sidecar's bytes durable before it is named,
 // unless the sync policy leaves durability to the operating system.
-func (c *Cache) syncSidecarFile(f *os.File) error {
+func (c *Cache) syncSidecarFile(f vfs.File) error {
 	if c.opts.Sync == SyncNever {
 		return nil
 	}
-	return segment.Fdatasync(f)
+	return f.Datasync()
 }
 
 // storeSidecars names the files (renaming each from its temporary name)
@@ -336,7 +339,7 @@ func (c *Cache) storeSidecars(r *request, files []sidecarFile) error {
 	defer held.Unlock()
 	reached("sidecar-written")
 	for i, f := range files {
-		if err := renameNoReplace(f.tmp, c.sidecarPath(f.desc.Name)); err != nil {
+		if err := c.fs.RenameNoReplace(f.tmp, c.sidecarPath(f.desc.Name)); err != nil {
 			c.removeSidecarFiles(files)
 			return fmt.Errorf("kennel: name sidecar: %w", err)
 		}
@@ -353,9 +356,9 @@ func (c *Cache) removeSidecarFiles(files []sidecarFile) {
 		if f.movedFrom != "" {
 			c.giveBack(f)
 		} else if f.tmp == "" {
-			os.Remove(c.sidecarPath(f.desc.Name))
+			c.fs.Remove(c.sidecarPath(f.desc.Name))
 		} else {
-			os.Remove(f.tmp)
+			c.fs.Remove(f.tmp)
 		}
 	}
 }
@@ -365,7 +368,7 @@ func (c *Cache) giveBack(f sidecarFile) {
 	name := c.sidecarPath(f.desc.Name)
 	os.Chmod(name, f.moved.Mode().Perm())
 	os.Chtimes(name, time.Time{}, f.moved.ModTime()) // zero: atime unchanged
-	if err := renameNoReplace(name, f.movedFrom); err != nil {
+	if err := c.fs.RenameNoReplace(name, f.movedFrom); err != nil {
 		c.log.Error("cannot give back a file whose store failed; it stays in the sidecar folder until a sweep",
 			"file", f.movedFrom, "sidecar", f.desc.Name.String(), "err", err)
 	}
@@ -411,7 +414,7 @@ func (c *Cache) syncSidecarDir() error {
 	if !c.sidecarDirDirty.Swap(false) {
 		return nil
 	}
-	if err := segment.SyncDir(c.sidecarDir()); err != nil {
+	if err := c.fs.SyncDir(c.sidecarDir()); err != nil {
 		c.sidecarDirDirty.Store(true)
 		return err
 	}
@@ -425,20 +428,6 @@ func (c *Cache) syncSegment(w *segment.Writer) error {
 		return fmt.Errorf("sync sidecar folder: %w", err)
 	}
 	return w.Sync()
-}
-
-// renameNoReplace renames from to to, failing rather than replacing an
-// existing to. Filesystems without RENAME_NOREPLACE get link and unlink,
-// which also never replace.
-func renameNoReplace(from, to string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
-		return err
-	}
-	if err := os.Link(from, to); err != nil {
-		return err
-	}
-	return os.Remove(from)
 }
 
 // sidecarAt decodes the descriptor in the put-sidecar record e points to.

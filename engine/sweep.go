@@ -78,7 +78,7 @@ func (c *Cache) sweepSidecars() int64 {
 			waiting = true
 			continue
 		}
-		if err := os.Remove(filepath.Join(c.sidecarDir(), name)); err == nil {
+		if err := c.fs.Remove(filepath.Join(c.sidecarDir(), name)); err == nil {
 			freed += fi.Size()
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			c.log.Warn("cannot delete a sidecar file", "file", name, "err", err)
@@ -102,7 +102,7 @@ func ctime(fi fs.FileInfo) time.Time {
 // in flight.
 func (c *Cache) openSidecarDir(first bool) error {
 	dir := c.sidecarDir()
-	if err := os.Mkdir(dir, c.opts.dirMode()); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := c.fs.Mkdir(dir, c.opts.dirMode()); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("kennel: create sidecar folder: %w", err)
 	}
 	// Files are created in it by name: it must not lead elsewhere.
@@ -121,7 +121,7 @@ func (c *Cache) openSidecarDir(first bool) error {
 	for _, e := range entries {
 		if isTemp(e.Name()) {
 			c.log.Info("removing a sidecar temporary file left by a crash", "file", e.Name())
-			os.Remove(filepath.Join(dir, e.Name()))
+			c.fs.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 	return nil

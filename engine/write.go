@@ -425,14 +425,14 @@ func (c *Cache) rollLocked(need int64) error {
 // startSegment creates segment id, maps capacity bytes of it, and makes it
 // the active segment.
 func (c *Cache) startSegment(id uint64, capacity int64) error {
-	w, err := segment.Create(c.dir, id, 0, c.opts.FileMode)
+	w, err := segment.Create(c.fs, c.dir, id, 0, c.opts.FileMode)
 	if err != nil {
 		return fmt.Errorf("kennel: create segment %d: %w", id, err)
 	}
 	m, err := segment.MapFile(w.File(), id, capacity)
 	if err != nil {
 		w.Close()
-		os.Remove(filepath.Join(c.dir, segment.FileName(id)))
+		c.fs.Remove(filepath.Join(c.dir, segment.FileName(id)))
 		return fmt.Errorf("kennel: %w", err)
 	}
 	c.installMap(m)
@@ -455,7 +455,7 @@ func (c *Cache) writeHintsAsync(hints map[uint64][]byte) {
 }
 
 func (c *Cache) writeHint(id uint64, hint []byte) {
-	if err := segment.WriteFileAtomic(c.dir, segment.HintFileName(id), hint, c.opts.FileMode); err != nil {
+	if err := segment.WriteFileAtomic(c.fs, c.dir, segment.HintFileName(id), hint, c.opts.FileMode); err != nil {
 		c.log.Warn("cannot write hint file; open will scan the segment", "segment", id, "err", err)
 		return
 	}
@@ -463,6 +463,6 @@ func (c *Cache) writeHint(id uint64, hint []byte) {
 	// it deletes the segment, then the hint, so a hint renamed in after
 	// that is taken back here.
 	if _, err := os.Lstat(filepath.Join(c.dir, segment.FileName(id))); errors.Is(err, fs.ErrNotExist) {
-		os.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+		c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/kennel-cache/kennel/internal/vfs"
 )
 
 // Suffix is the file name suffix of segment files.
@@ -34,45 +34,45 @@ func ParseFileName(name string) (uint64, bool) {
 // one system call. Writer is not safe for concurrent use; the engine
 // serialises appends.
 type Writer struct {
-	f    *os.File
+	f    vfs.File
 	id   uint64
 	size int64  // bytes of the file that hold header and whole records
 	buf  []byte // encoded records not yet written
 }
 
-// Create makes a new segment file in dir with O_EXCL (ids are never reused,
-// so an existing file is an error), writes and syncs its header (with the
-// given header flags), and syncs the directory so the new name survives a
-// crash before it is used.
-func Create(dir string, id uint64, flags uint32, perm os.FileMode) (*Writer, error) {
+// Create makes a new segment file in dir through fsys with O_EXCL (ids
+// are never reused, so an existing file is an error), writes and syncs its
+// header (with the given header flags), and syncs the directory so the new
+// name survives a crash before it is used.
+func Create(fsys vfs.FS, dir string, id uint64, flags uint32, perm os.FileMode) (*Writer, error) {
 	path := filepath.Join(dir, FileName(id))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	f, err := fsys.Create(path, perm)
 	if err != nil {
 		return nil, err
 	}
 	hdr := AppendHeader(nil, Header{Version: FormatVersion, Flags: flags, ID: id})
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		f.Close()
-		os.Remove(path)
+		fsys.Remove(path)
 		return nil, err
 	}
-	if err := Fdatasync(f); err != nil {
+	if err := f.Datasync(); err != nil {
 		f.Close()
-		os.Remove(path)
+		fsys.Remove(path)
 		return nil, err
 	}
-	if err := SyncDir(dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &Writer{f: f, id: id, size: HeaderSize}, nil
 }
 
-// OpenWriter reopens the segment at path for appending after its first size
-// bytes (its header and whole records, as a scan found them). Bytes past size
-// (a torn tail) are overwritten by the next Flush.
-func OpenWriter(path string, id uint64, size int64) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+// OpenWriter reopens the segment at path through fsys for appending after
+// its first size bytes (its header and whole records, as a scan found
+// them). Bytes past size (a torn tail) are overwritten by the next Flush.
+func OpenWriter(fsys vfs.FS, path string, id uint64, size int64) (*Writer, error) {
+	f, err := fsys.OpenWrite(path)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (w *Writer) SetSize(size int64) {
 func (w *Writer) Buffered() int { return len(w.buf) }
 
 // File returns the open segment file.
-func (w *Writer) File() *os.File { return w.f }
+func (w *Writer) File() *os.File { return w.f.OS() }
 
 // Append encodes r into the buffer and returns the file offset it will have
 // once flushed.
@@ -144,67 +144,25 @@ func (w *Writer) Flush() error {
 
 // Sync makes the written records durable (fdatasync: the file's data and
 // size, not its timestamps).
-func (w *Writer) Sync() error { return Fdatasync(w.f) }
+func (w *Writer) Sync() error { return w.f.Datasync() }
 
 // Close closes the file without syncing it.
 func (w *Writer) Close() error { return w.f.Close() }
 
-// Fdatasync makes f's data durable (fdatasync(2), retried on EINTR). It
-// goes through SyscallConn so that it holds a reference on the descriptor
-// and cannot race with a concurrent Close.
-func Fdatasync(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = ignoringEINTR(func() error { return unix.Fdatasync(int(fd)) })
-	}); err != nil {
-		// Control fails only when the file was closed first.
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: os.ErrClosed}
-	}
-	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
-	}
-	return nil
-}
-
-// SyncDir fsyncs a directory so that names created or renamed in it survive
-// a crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-// WriteFileAtomic publishes data under dir/name the durable way: write a
-// temporary file created with O_EXCL, fsync it, rename it over name, fsync
-// the directory. A crash leaves either the old file or the new one, plus at
-// worst a temporary file (named name + ".tmp-*") that open cleans up.
-func WriteFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, name+TempInfix+"*")
+// WriteFileAtomic publishes data under dir/name through fsys the durable
+// way: write a temporary file created with O_EXCL, sync it, rename it over
+// name, sync the directory. A crash leaves either the old file or the new
+// one, plus at worst a temporary file (named name + ".tmp-*") that open
+// cleans up.
+func WriteFileAtomic(fsys vfs.FS, dir, name string, data []byte, perm os.FileMode) error {
+	f, err := fsys.CreateTemp(dir, name+TempInfix+"*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	fail := func(err error) error {
 		f.Close()
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return err
 	}
 	if err := f.Chmod(perm); err != nil {
@@ -213,18 +171,18 @@ func WriteFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.Datasync(); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
+	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		fsys.Remove(tmp)
 		return err
 	}
-	return SyncDir(dir)
+	return fsys.SyncDir(dir)
 }
 
 // TempInfix marks temporary files: anything whose name contains it is an

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ func TestFileNames(t *testing.T) {
 func openSegment(tb testing.TB, id uint64) (*Writer, string) {
 	tb.Helper()
 	dir := tb.TempDir()
-	w, err := Create(dir, id, 0, 0o600)
+	w, err := Create(vfs.OS{}, dir, id, 0, 0o600)
 	if err != nil {
 		tb.Fatalf("Create: %v", err)
 	}
@@ -70,7 +71,7 @@ func TestWriterAppendFlushMap(t *testing.T) {
 	if err != nil || fi.Size() != HeaderSize || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("new segment: %v, %v", fi, err)
 	}
-	if _, err := Create(dir, 7, 0, 0o600); !errors.Is(err, fs.ErrExist) {
+	if _, err := Create(vfs.OS{}, dir, 7, 0, 0o600); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("Create of an existing id: %v, want fs.ErrExist", err)
 	}
 
@@ -222,7 +223,7 @@ func TestOpenWriterOverwritesTail(t *testing.T) {
 	f.Write([]byte{Marker, 1, 0, 0, 9, 9}) // a torn record header
 	f.Close()
 
-	w2, err := OpenWriter(path, 2, end)
+	w2, err := OpenWriter(vfs.OS{}, path, 2, end)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +255,10 @@ func TestMapFileBadLength(t *testing.T) {
 
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
-	if err := WriteFileAtomic(dir, "f", []byte("one"), 0o640); err != nil {
+	if err := WriteFileAtomic(vfs.OS{}, dir, "f", []byte("one"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFileAtomic(dir, "f", []byte("two"), 0o600); err != nil {
+	if err := WriteFileAtomic(vfs.OS{}, dir, "f", []byte("two"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "f"))
@@ -278,7 +279,7 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatalf("directory holds %d files, want 1", len(entries))
 	}
 	// A directory that does not exist: an error, nothing created.
-	if err := WriteFileAtomic(filepath.Join(dir, "missing"), "f", nil, 0o600); err == nil {
+	if err := WriteFileAtomic(vfs.OS{}, filepath.Join(dir, "missing"), "f", nil, 0o600); err == nil {
 		t.Fatalf("WriteFileAtomic into a missing directory succeeded")
 	}
 }
@@ -286,7 +287,7 @@ func TestWriteFileAtomic(t *testing.T) {
 // TestSyncClosed: syncing a writer whose file a roll already closed says
 // so with os.ErrClosed, which the engine's interval syncer ignores.
 func TestSyncClosed(t *testing.T) {
-	w, err := Create(t.TempDir(), 1, 0, 0o600)
+	w, err := Create(vfs.OS{}, t.TempDir(), 1, 0, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"fmt"
+	"github.com/kennel-cache/kennel/internal/vfs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 func BenchmarkRead(b *testing.B) {
 	const n = 100_000
 	dir := b.TempDir()
-	w, err := Create(dir, 1, 0, 0o600)
+	w, err := Create(vfs.OS{}, dir, 1, 0, 0o600)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -82,9 +82,6 @@ type Cache struct {
 	// sidecars holds the sidecar files the index's put-sidecar records
 	// name, with their sizes: the files compaction's sweep must keep.
 	sidecars map[segment.SidecarName]int64
-	// sidecarDirDirty says a sidecar file was named since the sidecar
-	// folder was last synced.
-	sidecarDirDirty atomic.Bool
 	// tombs holds the deleted keys whose older puts are still on disk, so
 	// that compaction keeps their tombstones while those puts exist.
 	tombs map[string]tomb
@@ -222,7 +219,7 @@ func (c *Cache) syncActiveLocked() error {
 		return fmt.Errorf("kennel: sync: an earlier sync of segment %d failed; it is sealed", c.active.ID())
 	}
 	c.dirty.Store(false)
-	if err := c.syncSegment(c.active); err != nil {
+	if err := c.active.Sync(); err != nil {
 		c.state.SetFailedSync(c.active.ID())
 		c.log.Error("sync failed; sealing segment", "segment", c.active.ID(), "err", err)
 		return fmt.Errorf("kennel: sync segment %d: %w", c.active.ID(), err)
@@ -254,7 +251,7 @@ func (c *Cache) syncLoop() {
 			if skip {
 				continue
 			}
-			if err := c.syncSegment(w); err != nil && !errors.Is(err, os.ErrClosed) {
+			if err := w.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 				c.state.SetFailedSync(w.ID())
 				c.log.Error("interval sync failed; sealing segment", "segment", w.ID(), "err", err)
 			}
@@ -287,7 +284,7 @@ func (c *Cache) Close() error {
 	if c.active != nil {
 		mustRoll := c.mustRollLocked()
 		err = c.active.Flush()
-		if serr := c.syncSegment(c.active); err == nil && !mustRoll {
+		if serr := c.active.Sync(); err == nil && !mustRoll {
 			err = serr
 		}
 		if cerr := c.active.Close(); err == nil {

@@ -492,14 +492,36 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 	// victim without records, a log segment sealed as soon as it was
 	// started, has none.)
 	if cp.out != nil {
-		if err := c.syncSegment(cp.out); err != nil {
+		if err := cp.out.Sync(); err != nil {
 			ev.Abort()
 			return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
 		}
 	}
+	if err := c.syncLog(); err != nil {
+		ev.Abort()
+		return err
+	}
 	ev.Done()
 	c.dropSegment(id)
 	cp.rewritten.Add(1)
+	return nil
+}
+
+// syncLog makes the log's current segment durable (earlier ones were
+// synced when they were sealed). A victim goes only after it: the writes
+// that superseded the puts it drops (overwrites, deletes) may be there, and
+// a power cut that lost them once the victim is gone would lose the key's
+// durable value with them. It syncs through a descriptor of its own, since
+// that segment may be another process's.
+func (c *Cache) syncLog() error {
+	f, err := c.fs.OpenRead(filepath.Join(c.dir, segment.FileName(uint64(c.seenSegment()))))
+	if err == nil {
+		err = f.Datasync()
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("kennel: sync the log before dropping a compacted segment: %w", err)
+	}
 	return nil
 }
 
@@ -706,7 +728,7 @@ func (c *Cache) finishOutput() error {
 		return nil
 	}
 	if err == nil {
-		err = c.syncSegment(w)
+		err = w.Sync()
 	}
 	w.Close()
 	if err != nil {
@@ -759,7 +781,7 @@ func (c *Cache) dropSegment(id uint32) {
 	c.mu.Unlock()
 	m.Release()
 	for _, name := range []string{segment.FileName(uint64(id)), segment.HintFileName(uint64(id))} {
-		if err := os.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := c.fs.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.log.Error("cannot delete a reclaimed file", "file", name, "err", err)
 		}
 	}

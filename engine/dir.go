@@ -37,7 +37,7 @@ func (c *Cache) openDir() error {
 	case errors.Is(err, fs.ErrNotExist) && c.opts.ReadOnly:
 		return fmt.Errorf("kennel: open %s read-only: %w", c.dir, err)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := c.fs.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
+		if err := c.createDir(); err != nil {
 			return fmt.Errorf("kennel: create directory: %w", err)
 		}
 	case err != nil:
@@ -119,6 +119,31 @@ var networkFS = map[int64]string{
 	0x013111A8: "ibrix",
 	0x47504653: "gpfs",
 	0x0BD00BD0: "lustre",
+}
+
+// createDir creates the directory and any missing parent, and syncs the
+// parent of each folder it created: without that, a power cut could lose
+// the whole directory, durable segments and all.
+func (c *Cache) createDir() error {
+	top := filepath.Clean(c.dir) // the highest folder missing
+	for {
+		parent := filepath.Dir(top)
+		if _, err := os.Lstat(parent); err == nil || parent == top {
+			break
+		}
+		top = parent
+	}
+	if err := c.fs.MkdirAll(c.dir, c.opts.dirMode()); err != nil {
+		return err
+	}
+	for d := filepath.Clean(c.dir); ; d = filepath.Dir(d) {
+		if err := c.fs.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+		if d == top {
+			return nil
+		}
+	}
 }
 
 // checkLocalFS refuses directories on network and FUSE filesystems.

@@ -26,11 +26,12 @@ import (
 // to by a put-sidecar record in the log (segment.Sidecar: name, size, and
 // a checksum unless the file was moved in).
 //
-// A sidecar gets its name by rename(2) (RENAME_NOREPLACE), after its bytes
-// are written (and, unless Options.Sync is SyncNever, synced); its record
-// is appended after that, so a record never names a file that is not whole.
-// The rename into the folder is made durable before any segment sync that
-// could make the record durable (syncSegment).
+// A sidecar gets its name by rename(2) (RENAME_NOREPLACE) after its bytes
+// are written and synced, and its record is appended once the folder is
+// synced too, under every sync policy: the kernel may write a record back
+// to disk at any time after it is appended, and a record that outlives its
+// file in a power cut would stand in for the key's previous value, which
+// was durable. So a record never names a file that a crash can lose.
 //
 // A file's bytes never change once it is named. When its value goes
 // (overwritten, deleted, expired or evicted), compaction's sweep deletes
@@ -235,7 +236,7 @@ func (c *Cache) prepareSidecar(key []byte, fill func(io.Writer) (int64, uint64, 
 		err = c.markNeverHandedOut(tmp)
 	}
 	if err == nil {
-		err = c.syncSidecarFile(f)
+		err = f.Datasync() // before it is named: see the top of this file
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -259,6 +260,11 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.Mode().IsRegular() || !ok || st.Nlink != 1 || int(st.Uid) != os.Geteuid() {
 		return false, nil
+	}
+	// The bound a copy checks as it streams (copySidecar).
+	if fi.Size() > c.opts.CacheSize {
+		return true, fmt.Errorf("kennel: set %q from file: %w: %d bytes, more than the budget of %d bytes",
+			key, ErrValueTooLarge, fi.Size(), c.opts.CacheSize)
 	}
 	desc := segment.Sidecar{Name: segment.NewSidecarName(), Size: fi.Size()}
 	c.waitForRoom()
@@ -304,7 +310,7 @@ func (c *Cache) adoptMoved(f vfs.File, desc *segment.Sidecar) error {
 	if err := c.markNeverHandedOut(f.Name()); err != nil {
 		return err
 	}
-	return c.syncSidecarFile(f)
+	return f.Datasync()
 }
 
 // neverHandedOut is the mtime of a sidecar file whose path was never
@@ -318,15 +324,6 @@ func (c *Cache) markNeverHandedOut(path string) error {
 // keptUntil returns until when a sidecar file must stay although its value
 // is gone: its mtime (see the top of this file).
 func keptUntil(fi fs.FileInfo) time.Time { return fi.ModTime() }
-
-// syncSidecarFile makes a sidecar's bytes durable before it is named,
-// unless the sync policy leaves durability to the operating system.
-func (c *Cache) syncSidecarFile(f vfs.File) error {
-	if c.opts.Sync == SyncNever {
-		return nil
-	}
-	return f.Datasync()
-}
 
 // storeSidecars names the files (renaming each from its temporary name)
 // and writes r, whose ops refer to them, under the sidecar lock.
@@ -385,17 +382,13 @@ func (c *Cache) holdSidecars() (*lockf.Held, error) {
 	return held, nil
 }
 
-// publishSidecars makes the names of files durable as the sync policy
-// says, then writes r. If r cannot be written, the files go. Callers hold
-// the sidecar lock.
+// publishSidecars makes the names of files durable, then writes r. If r
+// cannot be written, the files go. Callers hold the sidecar lock.
 func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
 	reached("sidecar-named")
-	c.sidecarDirDirty.Store(true)
-	var err error
-	if c.opts.Sync == SyncAlways {
-		if err = c.syncSidecarDir(); err != nil {
-			err = fmt.Errorf("kennel: sync sidecar folder: %w", err)
-		}
+	err := c.syncSidecarDir()
+	if err != nil {
+		err = fmt.Errorf("kennel: sync sidecar folder: %w", err)
 	}
 	if err == nil {
 		err = c.commit(r)
@@ -407,28 +400,8 @@ func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
 	return nil
 }
 
-// syncSidecarDir syncs the sidecar folder if a file was named in it since
-// the last sync. Every segment sync calls it first (syncSegment), so a
-// durable record never names a file whose name was lost.
-func (c *Cache) syncSidecarDir() error {
-	if !c.sidecarDirDirty.Swap(false) {
-		return nil
-	}
-	if err := c.fs.SyncDir(c.sidecarDir()); err != nil {
-		c.sidecarDirDirty.Store(true)
-		return err
-	}
-	return nil
-}
-
-// syncSegment makes a segment durable, after the sidecar names its records
-// may refer to.
-func (c *Cache) syncSegment(w *segment.Writer) error {
-	if err := c.syncSidecarDir(); err != nil {
-		return fmt.Errorf("sync sidecar folder: %w", err)
-	}
-	return w.Sync()
-}
+// syncSidecarDir makes the names given in the sidecar folder durable.
+func (c *Cache) syncSidecarDir() error { return c.fs.SyncDir(c.sidecarDir()) }
 
 // sidecarAt decodes the descriptor in the put-sidecar record e points to.
 // Callers hold mu. A record that does not decode reports ok=false: reads

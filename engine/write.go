@@ -390,7 +390,7 @@ func (c *Cache) rollLocked(need int64) error {
 		c.log.Error("cannot write the seal of a segment; readers stop at its end", "segment", old.ID(), "err", err)
 	}
 	if !c.mustRollLocked() {
-		if err := c.syncSegment(old); err != nil {
+		if err := old.Sync(); err != nil {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}

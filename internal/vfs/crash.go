@@ -65,6 +65,8 @@ type CrashFS struct {
 
 	mu      sync.Mutex
 	crashed bool
+	crashIn int // calls until the power cut CrashAt asked for; 0 for none
+	calls   int // calls since the last Reboot
 	files   map[fileKey]*fileLog
 	pending []dirOp // names not yet made durable, oldest first
 	saved   int     // files sent to the graveyard
@@ -121,6 +123,30 @@ func (c *CrashFS) Crash() {
 	c.mu.Unlock()
 }
 
+// CrashAt cuts the power just before call number n from now (1 for the
+// next): every FS call and every write, Datasync and Chmod of its files
+// counts. A test that sweeps n over a workload's calls crashes it at every
+// step that touches the disk.
+func (c *CrashFS) CrashAt(n int) {
+	c.mu.Lock()
+	c.crashIn = n
+	c.mu.Unlock()
+}
+
+// Calls returns the calls made since the CrashFS was made or rebooted.
+func (c *CrashFS) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// Crashed reports whether the power is off.
+func (c *CrashFS) Crashed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.crashed
+}
+
 // Reboot puts the files back to what survived the crash (Crash must have
 // been called, and the cache closed) and starts a new life in which every
 // file is durable as it is.
@@ -137,6 +163,9 @@ func (c *CrashFS) Reboot() error {
 	}
 	for _, root := range c.roots {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return nil // a root whose creation the crash undid
+			}
 			if err != nil || !d.Type().IsRegular() {
 				return err
 			}
@@ -145,7 +174,12 @@ func (c *CrashFS) Reboot() error {
 				return err
 			}
 			if log := c.files[keyOf(fi)]; log != nil {
-				return c.cut(path, fi.Size(), log)
+				if err := c.cut(path, fi.Size(), log); err != nil {
+					return err
+				}
+				// The cut changes no time a crash would: keep the mtime,
+				// which the engine uses (a sidecar file's keep-until).
+				return os.Chtimes(path, time.Time{}, fi.ModTime())
 			}
 			return nil
 		})
@@ -156,7 +190,7 @@ func (c *CrashFS) Reboot() error {
 	if err := os.RemoveAll(c.graveyard); err != nil {
 		return err
 	}
-	c.crashed, c.pending, c.files = false, nil, make(map[fileKey]*fileLog)
+	c.crashed, c.crashIn, c.calls, c.pending, c.files = false, 0, 0, nil, make(map[fileKey]*fileLog)
 	return nil
 }
 
@@ -245,6 +279,12 @@ func keyOf(fi fs.FileInfo) fileKey {
 // begin takes the lock for a call, failing it if the power is off.
 func (c *CrashFS) begin(op, path string) error {
 	c.mu.Lock()
+	c.calls++
+	if c.crashIn > 0 {
+		if c.crashIn--; c.crashIn == 0 {
+			c.crashed = true
+		}
+	}
 	if c.crashed {
 		c.mu.Unlock()
 		return &os.PathError{Op: op, Path: path, Err: ErrCrashed}

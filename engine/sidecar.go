@@ -277,7 +277,7 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 	if err := c.fs.RenameNoReplace(path, final); errors.Is(err, unix.EXDEV) {
 		return false, nil
 	} else if err != nil {
-		return false, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
+		return false, fmt.Errorf("kennel: set %q: move %s in: %w", key, path, err)
 	}
 	file := sidecarFile{desc: desc, movedFrom: path, moved: fi}
 	// The checks above were made on the path; check what was moved.
@@ -288,7 +288,7 @@ func (c *Cache) moveFile(key []byte, path string, o setOptions) (done bool, err 
 	}
 	if err != nil {
 		c.removeSidecarFiles([]sidecarFile{file})
-		return true, fmt.Errorf("kennel: set %q: move file in: %w", key, err)
+		return true, fmt.Errorf("kennel: set %q: move %s in: %w", key, path, err)
 	}
 	return true, c.publishSidecars(sidecarRequest(key, file.desc, c.expiry(o.ttl), 0), []sidecarFile{file})
 }
@@ -383,7 +383,9 @@ func (c *Cache) holdSidecars() (*lockf.Held, error) {
 }
 
 // publishSidecars makes the names of files durable, then writes r. If r
-// cannot be written, the files go. Callers hold the sidecar lock.
+// is not written, the files go; if it is written but fails (its sync
+// failed), they stay: readers find the record. Callers hold the sidecar
+// lock.
 func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
 	reached("sidecar-named")
 	err := c.syncSidecarDir()
@@ -393,11 +395,10 @@ func (c *Cache) publishSidecars(r *request, files []sidecarFile) error {
 	if err == nil {
 		err = c.commit(r)
 	}
-	if err != nil {
+	if err != nil && r.applied == 0 {
 		c.removeSidecarFiles(files)
-		return err
 	}
-	return nil
+	return err
 }
 
 // syncSidecarDir makes the names given in the sidecar folder durable.
@@ -468,6 +469,10 @@ func (c *Cache) openSidecar(desc *segment.Sidecar) (*os.File, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// Not damage: the file is whole, this user may not read it.
+			return nil, fmt.Errorf("kennel: read sidecar %s: %w", desc.Name, err)
 		}
 		return nil, c.sidecarDamaged(desc, err.Error())
 	}

@@ -223,9 +223,12 @@ func (c *Cache) writeGroupLocked(group []*request) {
 	}
 	c.endAppend(began)
 	c.catchMu.Unlock()
+	// A group written whole that failed, failed its sync: its requests
+	// are applied, but were not made durable as promised, so they fail.
+	syncFailed := err != nil && len(written) == len(c.pending)
 	for _, r := range group {
 		r.done = true
-		if r.applied < len(r.ops) && r.err == nil {
+		if (r.applied < len(r.ops) || syncFailed) && r.err == nil {
 			r.err = err
 		}
 	}
@@ -278,12 +281,14 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 	if err := c.active.Flush(); err != nil {
 		return c.writeError(err)
 	}
+	// Written: readers may find the records whether or not the sync
+	// below succeeds, so the index must have them too.
+	c.flushed = len(c.pending)
 	if c.opts.Sync == SyncAlways {
 		if err := c.syncActiveLocked(); err != nil {
 			return err
 		}
 	}
-	c.flushed = len(c.pending)
 	return nil
 }
 

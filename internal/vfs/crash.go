@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -79,6 +80,7 @@ type fileKey struct{ dev, ino uint64 }
 
 // fileLog is what the CrashFS knows of a file's durable content.
 type fileLog struct {
+	order  int         // when the CrashFS first saw it, so that Reboot cuts files in a seeded order
 	synced int64       // bytes that survive a crash
 	undo   []overwrite // synced bytes written over since the last sync, oldest first
 	writes int64       // bytes written since the last sync, for tests' statistics
@@ -161,6 +163,12 @@ func (c *CrashFS) Reboot() error {
 			return err
 		}
 	}
+	type found struct {
+		path string
+		fi   fs.FileInfo
+		log  *fileLog
+	}
+	var files []found
 	for _, root := range c.roots {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if errors.Is(err, fs.ErrNotExist) && path == root {
@@ -174,16 +182,24 @@ func (c *CrashFS) Reboot() error {
 				return err
 			}
 			if log := c.files[keyOf(fi)]; log != nil {
-				if err := c.cut(path, fi.Size(), log); err != nil {
-					return err
-				}
-				// The cut changes no time a crash would: keep the mtime,
-				// which the engine uses (a sidecar file's keep-until).
-				return os.Chtimes(path, time.Time{}, fi.ModTime())
+				files = append(files, found{path, fi, log})
 			}
 			return nil
 		})
 		if err != nil {
+			return fmt.Errorf("vfs: reboot: %w", err)
+		}
+	}
+	// Names are random (temporary files, sidecar files), the order files
+	// were first seen is not: cut in that order, so a seed replays a cut.
+	slices.SortFunc(files, func(a, b found) int { return a.log.order - b.log.order })
+	for _, f := range files {
+		if err := c.cut(f.path, f.fi.Size(), f.log); err != nil {
+			return fmt.Errorf("vfs: reboot: %w", err)
+		}
+		// The cut changes no time a crash would: keep the mtime, which
+		// the engine uses (a sidecar file's keep-until).
+		if err := os.Chtimes(f.path, time.Time{}, f.fi.ModTime()); err != nil {
 			return fmt.Errorf("vfs: reboot: %w", err)
 		}
 	}
@@ -306,7 +322,7 @@ func (c *CrashFS) track(f *os.File, created bool, err error) (File, error) {
 	k := keyOf(fi)
 	log := c.files[k]
 	if log == nil {
-		log = &fileLog{}
+		log = &fileLog{order: len(c.files)}
 		if !created {
 			log.synced = fi.Size()
 		}

@@ -11,8 +11,8 @@ import (
 // Nth call from when FailAt was called (every FS method and every write,
 // Datasync and Chmod of its files counts; Close does not), with an errno
 // such as EIO or ENOSPC, once or for every call after it too (a disk that
-// died, or stays full). A failing write first writes half its bytes, as a
-// write that runs out of space does.
+// died, or stays full). The first failing write writes half its bytes
+// first, as a write that runs out of space does; later ones write nothing.
 type FaultFS struct {
 	base FS
 
@@ -46,14 +46,20 @@ func (f *FaultFS) Calls() (calls, failed int) {
 
 // fault counts a call and returns the error it must fail with, if any.
 func (f *FaultFS) fault(op, path string) error {
+	_, err := f.faultFirst(op, path)
+	return err
+}
+
+// faultFirst is fault, also reporting whether the call is the first to fail.
+func (f *FaultFS) faultFirst(op, path string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.failAt == 0 || f.calls < f.failAt || f.calls > f.failAt && !f.sticky {
-		return nil
+		return false, nil
 	}
 	f.failed++
-	return &os.PathError{Op: op, Path: path, Err: f.err}
+	return f.failed == 1, &os.PathError{Op: op, Path: path, Err: f.err}
 }
 
 func (f *FaultFS) file(g File, err error) (File, error) {
@@ -154,7 +160,10 @@ type faultFile struct {
 }
 
 func (f *faultFile) Write(p []byte) (int, error) {
-	if err := f.fs.fault("write", f.Name()); err != nil {
+	if first, err := f.fs.faultFirst("write", f.Name()); err != nil {
+		if !first {
+			return 0, err
+		}
 		n, _ := f.File.Write(p[:len(p)/2])
 		return n, err
 	}
@@ -162,7 +171,10 @@ func (f *faultFile) Write(p []byte) (int, error) {
 }
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
-	if err := f.fs.fault("write", f.Name()); err != nil {
+	if first, err := f.fs.faultFirst("write", f.Name()); err != nil {
+		if !first {
+			return 0, err
+		}
 		n, _ := f.File.WriteAt(p[:len(p)/2], off)
 		return n, err
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kennel-cache/kennel/segment"
 )
 
@@ -44,6 +46,14 @@ func (c *Cache) openDir() error {
 		return fmt.Errorf("kennel: open %s: %w", c.dir, err)
 	case !fi.IsDir():
 		return fmt.Errorf("%w: %s is not a directory", ErrNotKennelDir, c.dir)
+	}
+	if !c.opts.ReadOnly {
+		// Writes create files in the directory (a segment at every roll):
+		// one this user may not write would take writes until the first
+		// roll, then refuse them all.
+		if err := unix.Faccessat(unix.AT_FDCWD, c.dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+			return fmt.Errorf("kennel: open %s read-write: %w (Options.ReadOnly opens it for reading)", c.dir, err)
+		}
 	}
 	if !c.opts.AllowNetworkFS {
 		if err := c.checkLocalFS(); err != nil {

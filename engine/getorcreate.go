@@ -165,7 +165,14 @@ func (c *Cache) getFresh(key []byte) (v []byte, stale bool, err error) {
 type KeyLock struct{ held *lockf.Held }
 
 // Unlock releases the lock. It may be called once, from any goroutine.
-func (l *KeyLock) Unlock() error { return l.held.Unlock() }
+// After the cache's Close, which released the lock, it returns ErrClosed.
+func (l *KeyLock) Unlock() error {
+	err := l.held.Unlock()
+	if errors.Is(err, lockf.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
 
 // Lock takes key's lock: the one GetOrCreate holds while it creates the
 // key's value, shared by the goroutines of every process using the cache.

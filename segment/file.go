@@ -126,6 +126,13 @@ const maxRetainedBuffer = 1 << 20
 // Flush writes the buffered records with one pwrite. On error nothing is
 // counted as written: the buffer is dropped and the next Flush writes at the
 // same offset, over whatever part of the failed write reached the file.
+// That part is zeroed first: a shorter write over it would leave whole
+// records of the failed write after the segment's last one, and a scan
+// that resynchronises past a damaged tail (Open's) would take them back,
+// over writes acknowledged since. The part is found by the file's size,
+// not by the count the write returns: a write that runs out of space on
+// tmpfs fills the pages the file has and reports that it wrote nothing.
+// Zeroing bytes the file holds needs no new space.
 func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
@@ -133,6 +140,10 @@ func (w *Writer) Flush() error {
 	_, err := w.f.WriteAt(w.buf, w.size)
 	if err == nil {
 		w.size += int64(len(w.buf))
+	} else if fi, serr := w.f.OS().Stat(); serr == nil && fi.Size() > w.size {
+		n := min(fi.Size()-w.size, int64(len(w.buf)))
+		clear(w.buf[:n])
+		w.f.WriteAt(w.buf[:n], w.size) // best effort: the write's error stands
 	}
 	if cap(w.buf) > maxRetainedBuffer {
 		w.buf = nil

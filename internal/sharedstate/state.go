@@ -184,14 +184,12 @@ func Open(path string, perm os.FileMode, readOnly bool) (*File, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
 	}
-	if fi.Size() < Size {
-		if readOnly {
-			return nil, fmt.Errorf("%w: %s is %d bytes", ErrUninitialized, path, fi.Size())
-		}
-		// Extending is safe if two processes race: both extend with zeros
-		// to the same size, and neither shrinks what the other wrote.
-		if err := f.Truncate(Size); err != nil {
-			return nil, err
+	if fi.Size() < Size && readOnly {
+		return nil, fmt.Errorf("%w: %s is %d bytes", ErrUninitialized, path, fi.Size())
+	}
+	if !readOnly {
+		if err := allocate(f, fi.Size()); err != nil {
+			return nil, fmt.Errorf("allocate %s: %w", path, err)
 		}
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, Size, prot, unix.MAP_SHARED)
@@ -207,6 +205,32 @@ func Open(path string, perm os.FileMode, readOnly bool) (*File, error) {
 	s.failedSync = s.word(offFailedSync)
 	s.compacting = s.word(offCompacting)
 	return s, nil
+}
+
+// allocate gives the file, now size bytes, its Size bytes with their disk
+// blocks. Setting the size alone (ftruncate) leaves a hole: a store to a
+// page of the mapping that the filesystem then cannot back (a full disk)
+// kills the process with SIGBUS, where fallocate fails with ENOSPC. Both are
+// safe if two processes race: they extend with zeros to the same size, and
+// neither changes or shrinks what the other wrote.
+func allocate(f *os.File, size int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, Size)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EOPNOTSUPP, unix.ENOSYS:
+			// A filesystem without fallocate: its blocks come with the
+			// first store, as before.
+			if size < Size {
+				return f.Truncate(Size)
+			}
+			return nil
+		}
+		return err
+	}
 }
 
 // word returns the 64-bit word at off. mmap returns page-aligned memory and

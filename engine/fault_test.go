@@ -77,7 +77,7 @@ func faultWorkload(c *engine.Cache, tried map[string][]string, acked map[string]
 var faultStride = flag.Int("kennel.fault-stride", 4, "TestFaultLoop fails every this many calls of its workload (CI runs 4; a soak run, 1)")
 
 var faultTransient = flag.Bool("kennel.fault-transient", false, "TestFaultLoop also fails single calls (a transient error), "+
-	"which still finds a write that failed half-written leaving a whole record behind")
+	"which still finds, in a few runs in a hundred, a failed write whose record a reopen reads while its sidecar file was deleted (open)")
 
 // TestFaultLoop fails filesystem call number N of faultWorkload, for every
 // N the workload makes, with EIO and with ENOSPC, for every later call too

@@ -206,6 +206,7 @@ func (c *Cache) compact(ctx context.Context, mode runMode) error {
 		return err
 	}
 	c.state.SetCompacting(true)
+	reached("compact-begun")
 	changed, err := c.compactRun(mode)
 	if ferr := c.finishOutput(); err == nil {
 		err = ferr
@@ -217,6 +218,7 @@ func (c *Cache) compact(ctx context.Context, mode runMode) error {
 		c.gen.Store(c.state.BumpGeneration())
 		c.catchMu.Unlock()
 		cp.runs.Add(1)
+		reached("compact-published")
 	}
 	if err == nil || errors.Is(err, ErrClosed) {
 		// Closing stops a run between segments, with nothing half done.
@@ -496,6 +498,7 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 			ev.Abort()
 			return fmt.Errorf("kennel: sync compacted segment %d: %w", cp.out.ID(), err)
 		}
+		reached("compact-output-synced")
 	}
 	if err := c.syncLog(); err != nil {
 		ev.Abort()
@@ -591,6 +594,7 @@ func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *co
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("kennel: write compacted segment %d: %w", outID, err)
 	}
+	reached("compact-chunk-written")
 
 	c.mu.Lock()
 	start := time.Now()
@@ -705,6 +709,7 @@ func (c *Cache) ensureOutput(need int64) error {
 	c.usage[uint32(id)] = &segUsage{end: segment.HeaderSize}
 	c.psegs[uint32(id)] = ps
 	c.mu.Unlock()
+	reached("compact-output-created")
 	cp.out, cp.outPS, cp.outCap = w, ps, capacity
 	return nil
 }
@@ -734,6 +739,7 @@ func (c *Cache) finishOutput() error {
 	if err != nil {
 		return fmt.Errorf("kennel: finish compacted segment %d: %w", w.ID(), err)
 	}
+	reached("compact-output-closed")
 	c.mu.RLock()
 	m := c.maps[uint32(w.ID())]
 	m.Acquire()
@@ -744,6 +750,7 @@ func (c *Cache) finishOutput() error {
 		return fmt.Errorf("kennel: hint of compacted segment %d: %w", w.ID(), err)
 	}
 	c.writeHint(w.ID(), hint)
+	reached("compact-output-hinted")
 	return nil
 }
 
@@ -784,6 +791,7 @@ func (c *Cache) dropSegment(id uint32) {
 		if err := c.fs.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.log.Error("cannot delete a reclaimed file", "file", name, "err", err)
 		}
+		reached("compact-file-removed")
 	}
 	if err := c.fs.SyncDir(c.dir); err != nil {
 		c.log.Warn("cannot sync the directory after compaction", "err", err)

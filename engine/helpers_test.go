@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,10 +173,44 @@ func removeHints(tb testing.TB, dir string) int {
 func copyDir(tb testing.TB, src string) string {
 	tb.Helper()
 	dst := filepath.Join(tb.TempDir(), "copy")
-	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+	if err := copyTree(src, dst); err != nil {
 		tb.Fatalf("copy %s: %v", src, err)
 	}
 	return dst
+}
+
+// copyTree copies the regular files and folders under from to to,
+// keeping their modes and modification times (a sidecar file's mtime says
+// until when it is kept).
+func copyTree(from, to string) error {
+	return filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(to, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, fi.Mode().Perm())
+		case !fi.Mode().IsRegular():
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, b, fi.Mode().Perm()); err != nil {
+			return err
+		}
+		return os.Chtimes(target, fi.ModTime(), fi.ModTime())
+	})
 }
 
 // dirState is every file of a directory with its mode and contents, to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -55,17 +56,8 @@ func TestKillLoop(t *testing.T) {
 		killAfter := time.Duration(20+rng.IntN(200)) * time.Millisecond
 		timer := time.AfterFunc(killAfter, func() { cmd.Process.Kill() })
 		inFlight := -1
-		lines := bufio.NewScanner(stdout)
-		for lines.Scan() {
-			f := strings.Fields(lines.Text())
-			if len(f) != 2 {
-				continue // a line cut by the kill
-			}
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				continue
-			}
-			switch f[0] {
+		readProgress(stdout, func(kind string, n int) {
+			switch kind {
 			case "b":
 				inFlight = n
 			case "a":
@@ -77,7 +69,7 @@ func TestKillLoop(t *testing.T) {
 				}
 				inFlight, next = -1, n+1
 			}
-		}
+		})
 		timer.Stop()
 		err := cmd.Wait()
 		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
@@ -136,6 +128,22 @@ func TestKillLoop(t *testing.T) {
 
 // killLoopOptions: small segments, so that the loop rolls often, and an
 // inline limit that sends about a third of the values to sidecar files.
+// readProgress reads a workload child's lines, each a word and a number
+// ("b N": operation N begun; "a N": acknowledged), and passes them to fn.
+// A line cut by a kill is skipped.
+func readProgress(r io.Reader, fn func(kind string, n int)) {
+	lines := bufio.NewScanner(r)
+	for lines.Scan() {
+		f := strings.Fields(lines.Text())
+		if len(f) != 2 {
+			continue
+		}
+		if n, err := strconv.Atoi(f[1]); err == nil {
+			fn(f[0], n)
+		}
+	}
+}
+
 func killLoopOptions() engine.Options {
 	return engine.Options{SegmentSize: 64 << 10, InlineLimit: 200, SidecarGrace: -1}
 }

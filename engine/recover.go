@@ -213,6 +213,7 @@ func (c *Cache) recover(first bool) error {
 		if err := c.startSegment(nextSegID, c.logSegmentSize); err != nil {
 			return err
 		}
+		reached("recover-started")
 		nextSegID++
 	}
 	pos = sharedstate.MakePosition(uint32(c.active.ID()), uint32(c.active.Size()))
@@ -361,6 +362,77 @@ func (c *Cache) dropOrphans(rb *rebuild, ids []uint64, seals map[uint64]uint64, 
 		}
 	}
 	return orphans
+}
+
+// removeDeadHint removes the hint of segment id, the log's published
+// segment, before a process seals it at the published end because its
+// writer died appending. Such a hint is the dead writer's: it sealed the
+// segment past the published end (a group that rolled) and wrote the hint
+// before it died, and the hint lists records that the new seal goes over,
+// and names the segment the dead writer went on in. Callers hold the
+// append lock.
+func (c *Cache) removeDeadHint(id uint64) error {
+	err := c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		// Durable before the seal: a hint back after a power cut would
+		// describe the records under it again.
+		err = c.fs.SyncDir(c.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("kennel: remove the hint a dead writer left for segment %d: %w", id, err)
+	}
+	c.log.Warn("removed the hint a writer wrote for a segment it sealed but never published", "segment", id)
+	return nil
+}
+
+// removeOrphans deletes the log segments whose ids lie strictly between
+// from and to: a process that sealed a dead writer's segment from at its
+// published end, and went on in segment to, made them orphans. They go at
+// once, not at the next first open: compaction may reclaim from, and with
+// it the seal that says they are orphans, and their records would then be
+// read. Callers hold the append lock, so no log segment is being created.
+// Segments written by compaction (their ids come from the same counter)
+// are kept, and so is a file whose header cannot be read: a compactor may
+// be creating it (one a dead writer left holds no record).
+func (c *Cache) removeOrphans(from, to uint64) error {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("kennel: remove abandoned segments: %w", err)
+	}
+	removed := false
+	for _, e := range entries {
+		id, ok := segment.ParseFileName(e.Name())
+		if !ok || id <= from || id >= to {
+			continue
+		}
+		path := filepath.Join(c.dir, e.Name())
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		h, err := segment.ReadHeader(f)
+		f.Close()
+		if err != nil || h.ID != id || h.Compacted() {
+			continue
+		}
+		c.log.Warn("removing a segment abandoned by a writer that died before publishing it", "segment", id)
+		if err := c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kennel: remove abandoned segment %d: %w", id, err)
+		}
+		if err := c.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kennel: remove abandoned segment %d: %w", id, err)
+		}
+		removed = true
+	}
+	if removed {
+		if err := c.fs.SyncDir(c.dir); err != nil {
+			return fmt.Errorf("kennel: remove abandoned segments: %w", err)
+		}
+	}
+	return nil
 }
 
 // loadHint applies a segment's hint file, after checking it whole.

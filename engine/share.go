@@ -444,7 +444,13 @@ func (c *Cache) beginAppend() error {
 	if c.state.Writing() {
 		c.log.Warn("the previous writer died while appending; sealing its segment at the last published record",
 			"segment", pos.Segment(), "end", pos.End())
+		if err := c.removeDeadHint(uint64(pos.Segment())); err != nil {
+			return err
+		}
 		if err := c.rollLocked(0); err != nil {
+			return err
+		}
+		if err := c.removeOrphans(uint64(pos.Segment()), c.active.ID()); err != nil {
 			return err
 		}
 	} else if c.mustRollLocked() {
@@ -453,6 +459,7 @@ func (c *Cache) beginAppend() error {
 		}
 	}
 	c.state.SetWriting(true)
+	reached("append-begun")
 	return nil
 }
 
@@ -469,6 +476,7 @@ func (c *Cache) endAppend(publish bool) {
 		pos := sharedstate.MakePosition(uint32(c.active.ID()), uint32(c.active.Size()))
 		c.seen.Store(uint64(pos))
 		c.state.Publish(pos)
+		reached("append-published")
 	}
 	c.state.SetWriting(false)
 	c.releaseAppendLock()

@@ -78,6 +78,7 @@ func (c *Cache) sweepSidecars() int64 {
 			waiting = true
 			continue
 		}
+		reached("sweep-deleting")
 		if err := c.fs.Remove(filepath.Join(c.sidecarDir(), name)); err == nil {
 			freed += fi.Size()
 		} else if !errors.Is(err, fs.ErrNotExist) {

@@ -284,10 +284,12 @@ func (c *Cache) appendGroupLocked(group []*request) error {
 	// Written: readers may find the records whether or not the sync
 	// below succeeds, so the index must have them too.
 	c.flushed = len(c.pending)
+	reached("append-written")
 	if c.opts.Sync == SyncAlways {
 		if err := c.syncActiveLocked(); err != nil {
 			return err
 		}
+		reached("append-synced")
 	}
 	return nil
 }
@@ -394,15 +396,18 @@ func (c *Cache) rollLocked(need int64) error {
 	if err := old.Flush(); err != nil {
 		c.log.Error("cannot write the seal of a segment; readers stop at its end", "segment", old.ID(), "err", err)
 	}
+	reached("roll-sealed")
 	if !c.mustRollLocked() {
 		if err := old.Sync(); err != nil {
 			c.log.Error("sync before roll failed; sealing anyway", "segment", old.ID(), "err", err)
 		}
 	}
+	reached("roll-synced")
 	if err := c.startSegment(id, max(c.logSegmentSize, segment.HeaderSize+need+segment.SealRecordSize)); err != nil {
 		old.SetSize(end)
 		return err
 	}
+	reached("roll-started")
 	sealedEnd := old.Size()
 	old.Close()
 	// The seal may end past the mapping when the segment was mapped at the
@@ -464,6 +469,7 @@ func (c *Cache) writeHint(id uint64, hint []byte) {
 		c.log.Warn("cannot write hint file; open will scan the segment", "segment", id, "err", err)
 		return
 	}
+	reached("hint-written")
 	// Compaction may have reclaimed the segment while its hint was built:
 	// it deletes the segment, then the hint, so a hint renamed in after
 	// that is taken back here.

@@ -125,6 +125,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c.resetIndex()
 	c.logSegmentSize = c.policy.SegmentSize(compaction.Small, opts.SegmentSize)
 	c.compactor.kick = make(chan struct{}, 1)
+	c.compactor.unpublished = make(map[segment.SidecarName]int64)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openDir(); err != nil {
 		return nil, err

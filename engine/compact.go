@@ -69,6 +69,12 @@ type compactor struct {
 	// out their grace. Either makes the next compaction step sweep.
 	sidecarsDropped, sidecarsWaiting atomic.Bool
 	lastSweep                        time.Time // under mu
+	// unpublished holds the sidecar files of the values this run dropped
+	// (evicted or expired), with their sizes. Other processes learn of
+	// the drops only when the run publishes its generation, and may read
+	// the files until then: sweeps keep them, and the budget counts them
+	// as gone. Under Cache.mu.
+	unpublished map[segment.SidecarName]int64
 
 	runs, rewritten, evicted atomic.Uint64
 	reclaimed, copied, swept atomic.Int64
@@ -219,6 +225,13 @@ func (c *Cache) compact(ctx context.Context, mode runMode) error {
 		c.catchMu.Unlock()
 		cp.runs.Add(1)
 		reached("compact-published")
+		c.mu.Lock()
+		dropped := len(cp.unpublished) > 0
+		clear(cp.unpublished)
+		c.mu.Unlock()
+		if dropped {
+			c.sweepSidecars()
+		}
 	}
 	if err == nil || errors.Is(err, ErrClosed) {
 		// Closing stops a run between segments, with nothing half done.
@@ -261,7 +274,7 @@ func (c *Cache) compactRun(mode runMode) (changed bool, err error) {
 			return changed, err
 		}
 		c.maybeSweep(mode == runAll && steps == 0)
-		disk := dirBytes(c.dir)
+		disk := dirBytes(c.dir) - c.unpublishedBytes()
 		c.compactor.disk.Store(disk)
 		// Evict down to a segment's worth under the budget, so the next
 		// writes do not start a run at once.
@@ -301,6 +314,17 @@ func (c *Cache) maybeSweep(force bool) {
 	}
 	cp.lastSweep = time.Now()
 	c.sweepSidecars()
+}
+
+// unpublishedBytes is the size of the sidecar files of cp.unpublished.
+func (c *Cache) unpublishedBytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var n int64
+	for _, size := range c.compactor.unpublished {
+		n += size
+	}
+	return n
 }
 
 // sealDeadLog seals the log's active segment if it holds anything to
@@ -626,6 +650,11 @@ func (c *Cache) moveChunk(id uint32, m *segment.Map, recs []victimRecord, ev *co
 		case dropPut, dropShade:
 			cur, _ := c.idx.Delete(key)
 			c.forget(cur)
+			if segment.Kind(cur.Kind) == segment.KindPutSidecar {
+				if desc, ok := c.sidecarAt(&cur); ok {
+					cp.unpublished[desc.Name] = desc.Size
+				}
+			}
 			cp.evicted.Add(1)
 			if mv.what == dropShade {
 				c.addOutputDead(mv.size)

@@ -25,7 +25,6 @@ import (
 var (
 	modelSeqs = flag.Int("kennel.model-seqs", 2, "random operation sequences per configuration of TestModel (a soak run: 100 or more)")
 	modelOps  = flag.Int("kennel.model-ops", 150, "operations per sequence of TestModel (a soak run: 1000 or more)")
-	knownBugs = flag.Bool("kennel.known-bugs", false, "also run the tests that show bugs not fixed yet")
 )
 
 // modelHistory is how many operations a failure report shows: enough to
@@ -48,9 +47,6 @@ type modelConfig struct {
 	// operation goes to one cache or the other, and every check reads
 	// through both.
 	shared bool
-	// knownBug names the test that shows a bug this configuration trips
-	// over: it runs only with -kennel.known-bugs until the bug is fixed.
-	knownBug string
 }
 
 // modelConfigs are the stressful configurations. All but the tight-budget
@@ -75,7 +71,7 @@ func modelConfigs() []modelConfig {
 		{name: "shared", opts: engine.Options{SegmentSize: 4 << 10, InlineLimit: 1 << 10, Sync: engine.SyncNever},
 			compactEvery: 10, shared: true},
 		{name: "shared-tight-budget", opts: engine.Options{SegmentSize: 4 << 10, CacheSize: 24 << 10, InlineLimit: 512,
-			Sync: engine.SyncNever}, evicts: true, shared: true, knownBug: "TestSidecarSweptBeforeEvictionPublished"},
+			Sync: engine.SyncNever}, evicts: true, shared: true},
 	}
 }
 
@@ -110,9 +106,6 @@ func TestModel(t *testing.T) {
 	var total modelTally
 	for _, cfg := range modelConfigs() {
 		t.Run(cfg.name, func(t *testing.T) {
-			if cfg.knownBug != "" && !*knownBugs {
-				t.Skipf("known bug, shown by %s: run with -kennel.known-bugs", cfg.knownBug)
-			}
 			var tally modelTally
 			for seq := range *modelSeqs {
 				runModelSequence(t, cfg, seed, seq, &tally)
@@ -881,16 +874,14 @@ func describeBatch(writes []batchWrite) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// TestSidecarSweptBeforeEvictionPublished shows a bug TestModel found: a
-// compaction run that evicts a value kept in a sidecar file deletes the file
-// (sweepSidecars, from the run's next step) before it publishes the run's
-// new generation, at the end. Meanwhile another process's index still names
-// the file, and its Get returns ErrCorrupt ("sidecar ... is missing") and
-// counts a corruption, instead of the value or ErrNotFound.
+// TestSidecarSweptBeforeEvictionPublished is a bug TestModel found: a
+// compaction run that evicted a value kept in a sidecar file deleted the
+// file (sweepSidecars, from the run's next step) before it published the
+// run's new generation, at the end. Meanwhile another process's index
+// still named the file, and its Get returned ErrCorrupt ("sidecar ... is
+// missing") instead of the value or ErrNotFound. The files of values a run
+// drops are now swept once it has published.
 func TestSidecarSweptBeforeEvictionPublished(t *testing.T) {
-	if !*knownBugs {
-		t.Skip("known bug: run with -kennel.known-bugs")
-	}
 	dir := t.TempDir()
 	// Every value in a sidecar file, four times the budget.
 	opts := engine.Options{SegmentSize: 4 << 10, CacheSize: 32 << 10, InlineLimit: 16, ManualCompaction: true, Sync: engine.SyncNever}

@@ -51,6 +51,7 @@ func (c *Cache) sweepSidecars() int64 {
 	c.catchMu.Unlock()
 	c.mu.RLock()
 	live := maps.Clone(c.sidecars)
+	maps.Copy(live, c.compactor.unpublished)
 	c.mu.RUnlock()
 	held.Unlock()
 	if err != nil {

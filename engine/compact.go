@@ -529,9 +529,8 @@ func (c *Cache) reclaimSegment(id uint32, evict bool) error {
 		return err
 	}
 	ev.Done()
-	c.dropSegment(id)
 	cp.rewritten.Add(1)
-	return nil
+	return c.dropSegment(id)
 }
 
 // syncLog makes the log's current segment durable (earlier ones were
@@ -758,8 +757,7 @@ func (c *Cache) finishOutput() error {
 		// Every record of its victims was dead: nothing to keep.
 		w.Close()
 		c.policy.Merge(ps).Done()
-		c.dropSegment(uint32(w.ID()))
-		return nil
+		return c.dropSegment(uint32(w.ID()))
 	}
 	if err == nil {
 		err = w.Sync()
@@ -785,7 +783,11 @@ func (c *Cache) finishOutput() error {
 
 // dropSegment forgets a reclaimed segment and deletes its files. Entries
 // that still point into it (records the scan could not read) are dropped.
-func (c *Cache) dropSegment(id uint32) {
+// If the segment cannot be deleted, the run must stop with the error: this
+// process counts the segment's dead puts as gone, and would drop the
+// tombstones that shadow them. The run then leaves the state saying
+// compacting, so that the next run reloads the directory first.
+func (c *Cache) dropSegment(id uint32) error {
 	c.mu.Lock()
 	u := c.usage[id]
 	if u.liveKeys > 0 {
@@ -816,13 +818,18 @@ func (c *Cache) dropSegment(id uint32) {
 	delete(c.psegs, id)
 	c.mu.Unlock()
 	m.Release()
-	for _, name := range []string{segment.FileName(uint64(id)), segment.HintFileName(uint64(id))} {
-		if err := c.fs.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.Error("cannot delete a reclaimed file", "file", name, "err", err)
-		}
-		reached("compact-file-removed")
+	// The segment first: its hint goes only with it, so that a segment
+	// left behind is still loaded from its hint.
+	if err := c.fs.Remove(filepath.Join(c.dir, segment.FileName(uint64(id)))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("kennel: delete reclaimed segment %d: %w", id, err)
+	}
+	reached("compact-segment-removed")
+	if err := c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(uint64(id)))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// Harmless: open ignores a hint without its segment.
+		c.log.Warn("cannot delete the hint of a reclaimed segment", "segment", id, "err", err)
 	}
 	if err := c.fs.SyncDir(c.dir); err != nil {
 		c.log.Warn("cannot sync the directory after compaction", "err", err)
 	}
+	return nil
 }

@@ -37,12 +37,12 @@ var crashPoints = []string{
 	"sweep-deleting",  // a sweep is about to delete one more file no live record names
 
 	// Compaction (compact.go).
-	"compact-begun",          // the state says compacting; nothing written yet
-	"compact-output-created", // a new compacted segment holds its header only
-	"compact-chunk-written",  // copies of a chunk are in the compacted segment; the victim is intact
-	"compact-output-synced",  // the copies of a whole victim are synced; the victim is intact
-	"compact-file-removed",   // one file of a reclaimed segment (the segment, then its hint) is deleted
-	"compact-output-closed",  // a compacted segment is finished and synced, without its hint
-	"compact-output-hinted",  // a compacted segment has its hint
-	"compact-published",      // the run bumped the generation; the state still says compacting
+	"compact-begun",           // the state says compacting; nothing written yet
+	"compact-output-created",  // a new compacted segment holds its header only
+	"compact-chunk-written",   // copies of a chunk are in the compacted segment; the victim is intact
+	"compact-output-synced",   // the copies of a whole victim are synced; the victim is intact
+	"compact-segment-removed", // a reclaimed segment is deleted, its hint not yet
+	"compact-output-closed",   // a compacted segment is finished and synced, without its hint
+	"compact-output-hinted",   // a compacted segment has its hint
+	"compact-published",       // the run bumped the generation; the state still says compacting
 }

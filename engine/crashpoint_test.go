@@ -88,9 +88,8 @@ var cpMaxK = map[string]int{
 	"append-begun": 40, "append-written": 40, "append-synced": 40, "append-published": 40,
 	"roll-sealed": 6, "roll-synced": 6, "roll-started": 6, "hint-written": 6,
 	"recover-started": 1,
-	"sidecar-written": 12, "sidecar-named": 12, "sweep-deleting": 4,
-	"compact-file-removed": 4,
-	"fs:segment-created":   6, "fs:segment-write-torn": 40, "fs:hint-temp-written": 6, "fs:format-temp-written": 1,
+	"sidecar-written": 12, "sidecar-named": 12, "sweep-deleting": 4, "compact-segment-removed": 2,
+	"fs:segment-created": 6, "fs:segment-write-torn": 40, "fs:hint-temp-written": 6, "fs:format-temp-written": 1,
 }
 
 func cpMaxKOf(point string) int {

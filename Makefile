@@ -7,9 +7,10 @@
 .PHONY: soak soak-fuzz
 soak:
 	go test -count=1 -timeout 0 -v ./engine/ \
-		-run 'TestKillLoop|TestPowerCut|TestFaultLoop|TestMalformedFiles' \
+		-run 'TestKillLoop|TestPowerCut|TestFaultLoop|TestMalformedFiles|TestCrashPoints|TestModel' \
 		-kennel.killcycles=1000 -kennel.powercuts=2000 -kennel.fault-stride=1 \
-		-kennel.malformed-stride=1
+		-kennel.malformed-stride=1 -kennel.crashpoint-runs=20 \
+		-kennel.model-seqs=100 -kennel.model-ops=1000
 
 # soak-fuzz: every fuzz target for FUZZTIME each (10 minutes by default).
 FUZZTIME ?= 10m

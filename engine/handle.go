@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/kennel-cache/kennel/internal/vfs"
 )
 
 // Handle is an open value: the sidecar file that holds it, opened
@@ -25,6 +27,7 @@ type Handle struct {
 	path  string
 	size  int64
 	grace time.Duration // Options.SidecarGrace
+	fs    vfs.FS        // the cache's, to set the file's mtime
 
 	// Reads from the start to the end in order are checked against the
 	// sidecar's checksum: the Read that reaches the end fails with
@@ -63,7 +66,7 @@ func (c *Cache) Open(key []byte) (*Handle, error) {
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs
 		}
-		h := &Handle{r: io.NewSectionReader(f, 0, st.side.Size), f: f, path: path, size: st.side.Size, grace: max(c.opts.SidecarGrace, 0)}
+		h := &Handle{r: io.NewSectionReader(f, 0, st.side.Size), f: f, path: path, size: st.side.Size, grace: max(c.opts.SidecarGrace, 0), fs: c.fs}
 		if st.side.Hashed {
 			h.sum, h.want = xxhash.New(), st.side.Sum
 		}
@@ -98,7 +101,7 @@ func (h *Handle) Path() (string, error) {
 	}
 	// A longer grace another hand-out gave the file stands.
 	if keep := time.Now().Add(h.grace); keep.After(keptUntil(fi)) {
-		if err := os.Chtimes(h.path, keep, keep); err != nil {
+		if err := h.fs.Chtimes(h.path, keep, keep); err != nil {
 			return "", fmt.Errorf("kennel: hand out sidecar path: %w", err)
 		}
 	}

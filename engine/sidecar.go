@@ -363,8 +363,11 @@ func (c *Cache) removeSidecarFiles(files []sidecarFile) {
 // giveBack moves a file moved in back to its path, as it was.
 func (c *Cache) giveBack(f sidecarFile) {
 	name := c.sidecarPath(f.desc.Name)
-	os.Chmod(name, f.moved.Mode().Perm())
-	os.Chtimes(name, time.Time{}, f.moved.ModTime()) // zero: atime unchanged
+	if g, err := c.fs.OpenRead(name); err == nil {
+		g.Chmod(f.moved.Mode().Perm())
+		g.Close()
+	}
+	c.fs.Chtimes(name, time.Time{}, f.moved.ModTime()) // zero: atime unchanged
 	if err := c.fs.RenameNoReplace(name, f.movedFrom); err != nil {
 		c.log.Error("cannot give back a file whose store failed; it stays in the sidecar folder until a sweep",
 			"file", f.movedFrom, "sidecar", f.desc.Name.String(), "err", err)

@@ -408,16 +408,10 @@ func (c *Cache) removeOrphans(from, to uint64) error {
 		if !ok || id <= from || id >= to {
 			continue
 		}
+		if h, err := c.segmentHeader(id); err != nil || h.ID != id || h.Compacted() {
+			continue
+		}
 		path := filepath.Join(c.dir, e.Name())
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		h, err := segment.ReadHeader(f)
-		f.Close()
-		if err != nil || h.ID != id || h.Compacted() {
-			continue
-		}
 		c.log.Warn("removing a segment abandoned by a writer that died before publishing it", "segment", id)
 		if err := c.fs.Remove(filepath.Join(c.dir, segment.HintFileName(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("kennel: remove abandoned segment %d: %w", id, err)
@@ -594,19 +588,23 @@ type tomb struct {
 	older          uint8
 }
 
+// segmentHeader reads the header of segment id, not following a symlink.
+func (c *Cache) segmentHeader(id uint64) (segment.Header, error) {
+	f, err := os.OpenFile(filepath.Join(c.dir, segment.FileName(id)), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return segment.Header{}, err
+	}
+	defer f.Close()
+	return segment.ReadHeader(f)
+}
+
 // compactedSegments reads the header of each segment and returns those
 // written by compaction. A segment it cannot read is taken for a log
 // segment: loading it reports why.
 func (c *Cache) compactedSegments(ids []uint64) map[uint64]bool {
 	compacted := make(map[uint64]bool)
 	for _, id := range ids {
-		f, err := os.OpenFile(filepath.Join(c.dir, segment.FileName(id)), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		h, err := segment.ReadHeader(f)
-		f.Close()
-		if err == nil && h.Compacted() {
+		if h, err := c.segmentHeader(id); err == nil && h.Compacted() {
 			compacted[id] = true
 		}
 	}
